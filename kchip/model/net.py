@@ -1,0 +1,242 @@
+"""The software KirchhoffNet: a stack of periods (layers in time), each an RC circuit with its own topology.
+
+Physics (SW units, C = 1): for every edge s -> d carrying i = g(v_s, v_d, theta), KCL gives
+    dv_s/dt -= i,  dv_d/dt += i,   ground (node 0) fixed at 0.
+A period integrates this ODE over its length T; nodes that a period adds start at 0 ('fill: zeros'), nodes it
+drops are discarded (official semantics). Reverse direction = the periods in reverse order, each integrated
+backwards in time (sampling of a generative model).
+
+The KCL right-hand side works on the state transposed to (nodes, batch): a gather of edge endpoints is then
+`index_select` of contiguous rows and the KCL sum is one `index_add_` per edge end, both vectorized over edges
+and batch (no Python loop over edges).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .laws import Law, get_law
+
+DEFAULT_SOLVER = {"method": "dopri5", "rtol": 1e-6, "atol": 1e-7}
+
+
+class Period(nn.Module):
+    """One time period: edges (src, dst), node count (ground excluded), law, per-edge parameters, length."""
+
+    def __init__(self, edges, law: str, t_len: float, param: Optional[torch.Tensor] = None,
+                 num_nodes: Optional[int] = None, where: str = "period"):
+        super().__init__()
+        edges = torch.as_tensor(np.asarray(edges), dtype=torch.long)
+        if edges.ndim != 2 or edges.shape[1] < 2 or edges.shape[0] == 0:
+            raise ValueError(f"{where}.edges: expected a non-empty (E, 2) table, got shape {tuple(edges.shape)}")
+        edges = edges[:, :2].contiguous()
+        if int(edges.min()) < 0:
+            bad = int(torch.nonzero(edges.min(dim=1).values < 0)[0])
+            raise ValueError(f"{where}.edges[{bad}]: negative node index {edges[bad].tolist()}")
+        max_idx = int(edges.max())
+        if num_nodes is None:
+            num_nodes = max_idx
+        if num_nodes < 1:
+            raise ValueError(f"{where}.num_nodes: must be >= 1, got {num_nodes}")
+        if max_idx > num_nodes:
+            bad = int(torch.nonzero(edges.max(dim=1).values > num_nodes)[0])
+            raise ValueError(f"{where}.edges[{bad}]: node index {edges[bad].tolist()} is past the node count "
+                             f"{num_nodes} (nodes are 1..{num_nodes}, 0 is ground)")
+        self.law: Law = get_law(law, f"{where}.law")
+        if not (isinstance(t_len, (int, float)) and math.isfinite(t_len) and t_len > 0):
+            raise ValueError(f"{where}.t_len: period length must be a finite number > 0, got {t_len!r}")
+        self.t_len = float(t_len)
+        self.num_nodes = int(num_nodes)
+        num_edges = edges.shape[0]
+        if param is None:
+            param = torch.empty(self.law.rows, num_edges)
+            nn.init.kaiming_normal_(param)
+        param = torch.as_tensor(param)
+        if tuple(param.shape) != (self.law.rows, num_edges):
+            raise ValueError(f"{where}.param: shape {tuple(param.shape)} does not match law {self.law.name!r} "
+                             f"with {num_edges} edges: expected ({self.law.rows}, {num_edges})")
+        if not torch.isfinite(param).all():
+            bad = torch.nonzero(~torch.isfinite(param))[0].tolist()
+            raise ValueError(f"{where}.param[{bad[0]}, {bad[1]}]: parameter is {param[bad[0], bad[1]].item()} "
+                             f"(NaN/inf parameters are refused)")
+        self.param = nn.Parameter(param.detach().clone().float() if not param.is_floating_point()
+                                  else param.detach().clone())
+        self.register_buffer("src", edges[:, 0].contiguous())
+        self.register_buffer("dst", edges[:, 1].contiguous())
+        self.nfe = 0
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.src.shape[0])
+
+    @property
+    def edges(self) -> torch.Tensor:
+        return torch.stack([self.src, self.dst], dim=1)
+
+    def currents(self, vs: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
+        """Edge currents for edge-major voltages vs, vd of shape (E, B)."""
+        return self.law(self.param.unsqueeze(-1), vs, vd)
+
+    def kcl(self, currents: torch.Tensor, batch_shape) -> torch.Tensor:
+        """Node current sums (N, B) from edge currents (E, B): -i at src, +i at dst, ground dropped."""
+        out = currents.new_zeros((self.num_nodes + 1,) + tuple(batch_shape))
+        out.index_add_(0, self.dst, currents)
+        out.index_add_(0, self.src, currents, alpha=-1)
+        return out[1:]
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:  # y: (N, B) node-major
+        self.nfe += 1
+        ya = F.pad(y, (0, 0, 1, 0))
+        i = self.currents(ya.index_select(0, self.src), ya.index_select(0, self.dst))
+        return self.kcl(i, y.shape[1:])
+
+    def divergence(self, y: torch.Tensor) -> torch.Tensor:
+        """Trace of d(dv/dt)/dv for each batch column of y (N, B), exact: each edge current depends only on its
+        own two node voltages, so trace = sum over edges of (-di/dvs [s != 0] + di/dvd [d != 0]), self-loops 0."""
+        ya = F.pad(y, (0, 0, 1, 0))
+        vs = ya.index_select(0, self.src)
+        vd = ya.index_select(0, self.dst)
+        with torch.enable_grad():
+            vs_ = vs if vs.requires_grad else vs.detach().requires_grad_(True)
+            vd_ = vd if vd.requires_grad else vd.detach().requires_grad_(True)
+            i = self.currents(vs_, vd_)
+            gs, gd = torch.autograd.grad(i.sum(), (vs_, vd_), create_graph=torch.is_grad_enabled())
+        keep = (self.src != self.dst)
+        ws = ((self.src != 0) & keep).to(y.dtype).unsqueeze(-1)
+        wd = ((self.dst != 0) & keep).to(y.dtype).unsqueeze(-1)
+        return (-gs * ws + gd * wd).sum(0)
+
+
+class _Augmented(nn.Module):
+    """ODE of (state, log-density) for continuous normalizing flows: d logp/dt = -trace(J)."""
+
+    def __init__(self, period: Period):
+        super().__init__()
+        self.period = period
+
+    def forward(self, t, states):
+        y, _ = states
+        with torch.enable_grad():
+            return self.period(t, y), -self.period.divergence(y).unsqueeze(0)
+
+
+def _parse_projector(projector: Optional[str]):
+    if projector in (None, "none"):
+        return None
+    m = re.fullmatch(r"(last|first)(\d+)", str(projector))
+    if not m:
+        raise ValueError(f"projector: unsupported projector {projector!r} (use lastN, firstN or none)")
+    return m.group(1), int(m.group(2))
+
+
+class KirchhoffNet(nn.Module):
+    """A KirchhoffNet of D periods. Inputs are node voltages at t = 0 (shape (B, n_in), n_in <= nodes of the
+    first period, missing nodes start at 0); outputs are node voltages at the end (after the projector)."""
+
+    def __init__(self, periods: Sequence[Period], projector: Optional[str] = None, fill: str = "zeros",
+                 solver: Optional[Dict] = None, meta: Optional[Dict] = None):
+        super().__init__()
+        if len(periods) == 0:
+            raise ValueError("periods: a KirchhoffNet needs at least one period")
+        if fill not in ("zeros", "zero"):
+            raise ValueError(f"fill: only 'zeros' is supported (new nodes start at 0), got {fill!r}")
+        self.periods = nn.ModuleList(periods)
+        self.projector = projector if projector not in ("none",) else None
+        self._proj = _parse_projector(projector)
+        if self._proj and self._proj[1] > periods[-1].num_nodes:
+            raise ValueError(f"projector: {projector!r} reads more nodes than the last period has "
+                             f"({periods[-1].num_nodes})")
+        self.fill = "zeros"
+        self.solver = dict(DEFAULT_SOLVER, **(solver or {}))
+        self.meta = dict(meta or {})
+
+    # -- structure ------------------------------------------------------------------------------------------
+    @property
+    def num_inputs(self) -> int:
+        return self.periods[0].num_nodes
+
+    @property
+    def boundaries(self) -> List[float]:
+        t = [0.0]
+        for p in self.periods:
+            t.append(t[-1] + p.t_len)
+        return t
+
+    def num_params(self) -> int:
+        return sum(p.param.numel() for p in self.periods)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        if self._proj is None:
+            return x
+        kind, n = self._proj
+        return x[..., -n:] if kind == "last" else x[..., :n]
+
+    @staticmethod
+    def _resize(y: torch.Tensor, n: int) -> torch.Tensor:
+        """Node-major state (N, B) -> (n, B): new nodes start at 0, surplus nodes are dropped."""
+        if y.shape[0] < n:
+            return F.pad(y, (0, 0, 0, n - y.shape[0]))
+        return y[:n]
+
+    def _odeint(self, func, y0, t, adjoint: bool, solver: Dict):
+        import torchdiffeq
+        kw = dict(method=solver["method"], rtol=solver["rtol"], atol=solver["atol"])
+        if solver.get("options"):
+            kw["options"] = dict(solver["options"])
+        if adjoint:
+            return torchdiffeq.odeint_adjoint(func, y0, t, adjoint_params=tuple(func.parameters()), **kw)
+        return torchdiffeq.odeint(func, y0, t, **kw)
+
+    def order(self, reverse: bool) -> List[int]:
+        idx = list(range(len(self.periods)))
+        return idx[::-1] if reverse else idx
+
+    def forward(self, x: torch.Tensor, reverse: bool = False, return_trajectory: bool = False,
+                t_points: int = 2, adjoint: bool = False, project: bool = True, logp: Optional[torch.Tensor] = None,
+                **solver_overrides):
+        """Run the circuit. `reverse` integrates the periods in reverse order, backwards in time.
+
+        return_trajectory: also return a list, per period in execution order, of (t, v) with t global time
+        (shape (t_points,)) and v of shape (t_points, B, N_period).
+        logp: if given (shape (B,)), also integrate d logp/dt = -trace(J) (continuous normalizing flow) and
+        return (out, logp_end[, trajectory]).
+        """
+        if x.ndim != 2:
+            raise ValueError(f"input: expected shape (batch, nodes), got {tuple(x.shape)}")
+        first = self.periods[self.order(reverse)[0]]
+        if x.shape[1] > first.num_nodes:
+            raise ValueError(f"input: {x.shape[1]} values per sample but the first period has only "
+                             f"{first.num_nodes} nodes")
+        solver = dict(self.solver, **solver_overrides)
+        y = x.transpose(0, 1)
+        traj = []
+        bounds = self.boundaries
+        for k in self.order(reverse):
+            per = self.periods[k]
+            y = self._resize(y, per.num_nodes)
+            n_t = max(2, t_points if return_trajectory else 2)
+            t = torch.linspace(0.0, per.t_len, n_t, dtype=x.dtype, device=x.device)
+            if reverse:
+                t = t.flip(0)
+            if logp is None:
+                ys = self._odeint(per, y, t, adjoint, solver)
+            else:
+                ys, lps = self._odeint(_Augmented(per), (y, logp.reshape(1, -1)), t, adjoint, solver)
+                logp = lps[-1].reshape(-1)
+            y = ys[-1]
+            if return_trajectory:
+                traj.append((t + bounds[k], ys.transpose(1, 2)))
+        out = y.transpose(0, 1)
+        if project:
+            out = self.project(out)
+        res = (out,) if logp is None else (out, logp)
+        if return_trajectory:
+            res = res + (traj,)
+        return res[0] if len(res) == 1 else res
