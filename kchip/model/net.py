@@ -215,6 +215,7 @@ class KirchhoffNet(nn.Module):
             raise ValueError(f"input: {x.shape[1]} values per sample but the first period has only "
                              f"{first.num_nodes} nodes")
         solver = dict(self.solver, **solver_overrides)
+        x = x.to(self.periods[0].param.dtype)
         y = x.transpose(0, 1)
         traj = []
         bounds = self.boundaries

@@ -121,8 +121,10 @@ def _mix_connect(num_channel: int, width: int, height: int, neighbor_size: int, 
 
 
 # ---- the paper's layer names -------------------------------------------------------------------------------
-def fc(num_node: int, repeat: Sequence[int] = (1, 1)) -> np.ndarray:
-    """FC layer over nodes 1..num_node and ground (num_node + 1 nodes including ground)."""
+def fc(num_node: int, repeat: Sequence[int] = (1, 0)) -> np.ndarray:
+    """FC layer over nodes 1..num_node and ground: every ordered pair of distinct nodes gets repeat[0] +
+    repeat[1] edges (the official `_fully_connect` visits each unordered pair twice, so (1, 0) gives every
+    ordered pair exactly one edge; twomoon's repeat [25, 25] gives 50)."""
     return _fully_connect(num_node + 1, include_gnd=True, repeat=repeat)
 
 

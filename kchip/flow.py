@@ -1,0 +1,169 @@
+"""`kchip flow`: runs the stages named in a flow.yaml, caching each in build/<name>/<nn-stage>/.
+
+Each stage is a function `stage(cfg_section, ctx) -> dict` (JSON-able summary, paths relative to the build
+dir). A stage is re-run only when its config section or an upstream stage's result changed (a content hash
+stored in its `stage.json`). Stages of later flow steps (quantize, netlist, ...) plug in through `STAGES`:
+an entry is either a function here or a "module:function" path imported when the flow asks for it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict
+
+import numpy as np
+import yaml
+
+
+@dataclass
+class FlowContext:
+    name: str
+    root: Path                       # build/<name>
+    cfg_dir: Path                    # folder of flow.yaml (relative paths in it resolve from here)
+    results: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+    def stage_dir(self, index: int, stage: str) -> Path:
+        d = self.root / f"{index:02d}-{stage}"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def path(self, rel: str) -> Path:
+        p = Path(rel)
+        return p if p.is_absolute() else (self.cfg_dir / p)
+
+
+def _log(msg: str) -> None:
+    print(f"[kchip flow] {msg}", flush=True)
+
+
+# ---- built-in stages -----------------------------------------------------------------------------------------
+def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    """Build, import or load the software model; writes model.kchip."""
+    import torch
+    from .model import KirchhoffNet, Period, import_official, load_model, save_model, topology
+    source = cfg.get("source", "spec")
+    if source == "official":
+        model = import_official(ctx.path(cfg["checkpoint"]), ctx.path(cfg["config"]))
+    elif source == "kchip":
+        model = load_model(ctx.path(cfg["file"]))
+    elif source == "spec":
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        periods = []
+        for i, p in enumerate(cfg["periods"]):
+            w = f"flow.yaml: model.periods[{i}]"
+            edges = topology.generate(p["topology"], p.get("args"), w)
+            per = Period(edges[:, :2], p["law"], float(p["t_len"]), where=w)
+            with torch.no_grad():
+                per.param.mul_(float(p.get("init_scale", 1.0)))
+            periods.append(per)
+        model = KirchhoffNet(periods, projector=cfg.get("projector"), solver=cfg.get("solver"))
+    else:
+        raise ValueError(f"flow.yaml: model.source: unknown source {source!r} (official | kchip | spec)")
+    save_model(model, out / "model.kchip")
+    return {"model": str((out / "model.kchip").relative_to(ctx.root)), "periods": len(model.periods),
+            "nodes": [p.num_nodes for p in model.periods], "edges": [p.num_edges for p in model.periods],
+            "params": model.num_params(), "law": model.periods[0].law.name}
+
+
+def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    """Software forward (and reverse) pass on seeded inputs; the round trip reverse(forward(x)) must give x
+    back (the circuit ODE is time-reversible), which checks the integrator settings."""
+    import torch
+    from .model import load_model
+    model = load_model(ctx.root / ctx.results["model"]["model"]).double()
+    n = int(cfg.get("num_inputs", 64))
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    x = rng.standard_normal((n, model.num_inputs)) * float(cfg.get("scale", 1.0))
+    tol = dict(rtol=float(cfg.get("rtol", 1e-7)), atol=float(cfg.get("atol", 1e-9)))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        y = model(torch.tensor(x), project=False, **tol)
+        back = model(y, reverse=True, **tol)
+    dt = time.perf_counter() - t0
+    np.save(out / "inputs.npy", x)
+    np.save(out / "outputs.npy", model.project(y).numpy())
+    err = float((back[:, : x.shape[1]] - torch.tensor(x)).abs().max()) if model.projector is None else None
+    return {"inputs": str((out / "inputs.npy").relative_to(ctx.root)),
+            "outputs": str((out / "outputs.npy").relative_to(ctx.root)), "num_inputs": n, "seconds": round(dt, 3),
+            "output_range": [float(y.min()), float(y.max())], "roundtrip_max_abs_error": err}
+
+
+def stage_report(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    report = {"flow": ctx.name, "stages": ctx.results}
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return {"report": str((out / "report.json").relative_to(ctx.root))}
+
+
+STAGES: Dict[str, Any] = {
+    "model": stage_model,
+    "forward": stage_forward,
+    "quantize": "kchip.quantize.flow:stage_quantize",
+    "report": stage_report,
+}
+
+
+def _resolve(name: str) -> Callable:
+    if name not in STAGES:
+        raise ValueError(f"flow.yaml: stages: unknown stage {name!r}; known: {', '.join(STAGES)}")
+    fn = STAGES[name]
+    if isinstance(fn, str):
+        mod, attr = fn.split(":")
+        try:
+            fn = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError):
+            raise ValueError(f"flow.yaml: stages: stage {name!r} is not available in this kchip ({fn})") from None
+    return fn
+
+
+def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False) -> Dict[str, Any]:
+    flow_file = Path(flow_file)
+    if not flow_file.exists():
+        raise FileNotFoundError(f"{flow_file}: flow file not found")
+    cfg = yaml.safe_load(flow_file.read_text()) or {}
+    for key in ("name", "stages"):
+        if key not in cfg:
+            raise ValueError(f"{flow_file}: missing required key {key!r}")
+    ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent)
+    upstream = ""
+    for i, stage in enumerate(cfg["stages"], start=1):
+        fn = _resolve(stage)
+        section = cfg.get(stage, {}) or {}
+        key = hashlib.sha256(json.dumps([stage, section, upstream], sort_keys=True, default=str).encode()).hexdigest()
+        out = ctx.stage_dir(i, stage)
+        meta_file = out / "stage.json"
+        if not force and meta_file.exists():
+            meta = json.loads(meta_file.read_text())
+            if meta.get("key") == key and meta.get("ok"):
+                _log(f"{i:02d} {stage}: cached ({out})")
+                ctx.results[stage] = meta["result"]
+                upstream = key
+                continue
+        _log(f"{i:02d} {stage}: running ...")
+        t0 = time.perf_counter()
+        result = fn(section, ctx, out)
+        dt = time.perf_counter() - t0
+        ctx.results[stage] = result
+        meta_file.write_text(json.dumps({"key": key, "ok": True, "seconds": round(dt, 3), "result": result},
+                                        indent=2))
+        _log(f"{i:02d} {stage}: done in {dt:.1f} s: {json.dumps(result)[:300]}")
+        upstream = key
+    return ctx.results
+
+
+def _add_flow(p):
+    p.add_argument("flow_file", nargs="?", default="flow.yaml", help="flow description (default: flow.yaml)")
+    p.add_argument("--build", default="build", help="build folder (default: build)")
+    p.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
+
+
+def _run_flow(args) -> int:
+    run_flow(Path(args.flow_file), Path(args.build), args.force)
+    return 0
+
+
+COMMANDS = {"flow": ("run the kchip flow described by a flow.yaml (cached per stage)", _add_flow, _run_flow)}
