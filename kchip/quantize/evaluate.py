@@ -164,7 +164,8 @@ def finetune(model: KirchhoffNet, scaling, tables, task: Task, epochs: int, lr: 
     the forward pass (straight-through estimator). Returns the fine-tuned float (latent) model; quantize it with
     the same tables."""
     from .core import attach_ste, detach_ste
-    m = copy.deepcopy(model)
+    from kchip.model import model_from_dict, model_to_dict
+    m = model_from_dict(model_to_dict(model)).to(_dtype(model))     # a fresh copy (deepcopy trips on caches)
     attach_ste(m, scaling, tables)
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -175,7 +176,7 @@ def finetune(model: KirchhoffNet, scaling, tables, task: Task, epochs: int, lr: 
             loss = task.loss(m, batch)
             loss.backward()
             opt.step()
-            tot, n = tot + float(loss), n + 1
+            tot, n = tot + float(loss.detach()), n + 1
         if log:
             log(f"finetune epoch {ep + 1}/{epochs}: loss {tot / max(n, 1):.5g}")
     detach_ste(m)

@@ -163,3 +163,34 @@ def nearest_torch(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     j = torch.searchsorted(grid, x.detach().contiguous()).clamp(1, grid.numel() - 1)
     lo, hi = grid[j - 1], grid[j]
     return torch.where((x - lo).abs() <= (hi - x).abs(), lo, hi)
+
+
+# kchip.cells characterized tables -> per-parameter tables. (cell, their param, their unit) -> our parameter name.
+# Parameters without an entry here (tanh_diff "amp": the law's amplitude is I_u itself; tanh_diff "offset" in
+# volts: the law's offset is the product slope x offset) keep the ideal tables.
+_CELLS_PARAM_MAP = {("relu_diff", "gain", "A/V"): "gain", ("relu_diff", "gain", "S"): "gain",
+                    ("relu_diff", "bias", "A"): "bias", ("tanh_diff", "slope", "1/V"): "slope"}
+
+
+def from_cells_table(ct, bits: int = None) -> Dict[str, "CodeTable"]:
+    """Convert a `kchip.cells.tables.CodeTable` (one cell kind, several parameters, HW units) into our
+    {"<cell>.<param>": CodeTable}, values unchanged. A magnitude-only table (codes >= 0) is mirrored to
+    sign-magnitude (the sign comes from swapping inputs / sink and source, ARCHITECTURE §3)."""
+    from kchip.hw.kinds import CELL_KINDS
+    out = {}
+    units = dict(getattr(ct, "units", {}) or {})
+    for pname, cp in ct.params.items():
+        ours = _CELLS_PARAM_MAP.get((ct.cell, pname, units.get(pname, "")))
+        if ours is None:
+            continue
+        kind = dict((n, k) for _, n, k in CELL_KINDS[ct.cell].params)[ours]
+        codes = [int(c) for c in np.asarray(cp.codes)]
+        values = [float(v) for v in np.asarray(cp.values)]
+        if min(codes) >= 0:
+            pos = [(c, v) for c, v in zip(codes, values) if c > 0]
+            codes = [-c for c, _ in pos[::-1]] + codes
+            values = [-v for _, v in pos[::-1]] + values
+        b = bits or int(dict(getattr(ct, "meta", {}) or {}).get("bits", max(1, int(max(map(abs, codes))).bit_length())))
+        out[f"{ct.cell}.{ours}"] = CodeTable.from_measured(kind, b, True, codes, values,
+                                                           f"kchip.cells {ct.cell}/{getattr(ct, 'corner', '?')}")
+    return out
