@@ -80,7 +80,7 @@ def train(model: KirchhoffNet, data, epochs: int = 60, batch: int = 64, lr: floa
     hist = fit(model, loss_fn, batches, epochs, lr, seed, run_dir=run_dir, resume=resume, progress=progress,
                config=cfg, scheduler=scheduler, desc=cfg.get("name", "digits"), eval_fn=ev, eval_every=eval_every)
     t0 = time.time()
-    metrics = {"task": "classification", **cfg, "params": model.num_params(),
+    metrics = {**cfg, "task": "classification", "params": model.num_params(),
                "test_top1": accuracy(model, xte, yte), "train_top1": accuracy(model, xtr, ytr),
                "eval_s": time.time() - t0, "train_loss": hist["loss"], "evals": hist["eval"],
                **summarize_times(hist)}

@@ -75,7 +75,7 @@ def _run_train(args) -> int:
         raise ValueError(f"{out}: a run is already there (use --resume to continue it, or another --out)")
     set_seed(args.seed)
     prog = not args.no_progress
-    cfg = {"name": name, "task": args.task}
+    cfg = {"name": name, "dataset": args.task}
     plot = None
     if fam == "regression":
         from . import regression as R

@@ -68,7 +68,7 @@ def train(model: KirchhoffNet, name: str, epochs: int = 50, iters_per_epoch: int
                config=cfg, scheduler=scheduler, desc=cfg.get("name", f"density-{name}"))
     t0 = time.time()
     kl = kl_estimate(model, name)
-    metrics = {"task": "density", **cfg, "params": model.num_params(), **kl, "eval_s": time.time() - t0,
+    metrics = {**cfg, "task": "density", "params": model.num_params(), **kl, "eval_s": time.time() - t0,
                "train_loss": hist["loss"], **summarize_times(hist)}
     if run_dir:
         write_json_atomic(metrics, f"{run_dir}/metrics.json")

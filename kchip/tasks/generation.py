@@ -101,7 +101,7 @@ def train(model: KirchhoffNet, name: str, iters_per_epoch: int = 8, epochs: int 
                eval_every=eval_every)
     t0 = time.time()
     test_nll = nll(model, xte)
-    metrics = {"task": "generation", **{k: v for k, v in cfg.items()}, "params": model.num_params(),
+    metrics = {**cfg, "task": "generation", "params": model.num_params(),
                "test_nll": test_nll, "n_test": int(xte.shape[0]), "test_seed": TEST_SEED,
                "eval_s": time.time() - t0, "train_loss": hist["loss"], "evals": hist["eval"],
                **summarize_times(hist)}

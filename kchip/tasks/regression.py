@@ -126,7 +126,7 @@ def train(model: KirchhoffNet, data, epochs: int = 400, batch: int = 64, lr: flo
                eval_every=eval_every)
     t0 = time.time()
     test_mse = evaluate(model, xte, yte)
-    metrics = {"task": "regression", **{k: v for k, v in cfg.items() if k != "solver"}, "solver": sol,
+    metrics = {**{k: v for k, v in cfg.items() if k != "solver"}, "task": "regression", "solver": sol,
                "params": model.num_params(), "test_mse": test_mse, "train_mse": evaluate(model, xtr, ytr),
                "final_train_loss": hist["loss"][-1] if hist["loss"] else None, "eval_s": time.time() - t0,
                "train_loss": hist["loss"], "evals": hist["eval"], **summarize_times(hist)}
