@@ -51,6 +51,7 @@ def _add_train(p):
     p.add_argument("--layers", type=int, default=2, help="digits: number of Proj periods")
     p.add_argument("--extra", type=int, default=20, help="digits: extra (fully joined) nodes per Proj layer")
     p.add_argument("--kernel", type=int, default=3, help="digits: NE/Proj kernel size")
+    p.add_argument("--tol", type=float, default=None, help="training ODE solver rtol = atol (default per task)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the test metric every N epochs")
     p.add_argument("-o", "--out", default=None, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -75,6 +76,7 @@ def _run_train(args) -> int:
         raise ValueError(f"{out}: a run is already there (use --resume to continue it, or another --out)")
     set_seed(args.seed)
     prog = not args.no_progress
+    sol = {"rtol": args.tol, "atol": args.tol} if args.tol else None
     cfg = {"name": name, "dataset": args.task}
     plot = None
     if fam == "regression":
@@ -82,13 +84,13 @@ def _run_train(args) -> int:
         data = R.load_data(args.task)
         model = R.build_regression_model(data[0].shape[1], args.size)
         m = R.train(model, data, d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out, resume=args.resume,
-                    progress=prog, config=dict(cfg, size=args.size), eval_every=args.eval_every)
+                    progress=prog, config=dict(cfg, size=args.size), eval_every=args.eval_every, solver=sol)
         summary = {k: m[k] for k in ("params", "test_mse", "train_mse", "epoch_s_mean")}
     elif fam == "generation":
         from . import generation as G
         model = G.build_flow_model(2, d["periods"], d["t_len"], d["repeat"])
         m = G.train(model, args.task, d["iters"], d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out,
-                    resume=args.resume, progress=prog, eval_every=args.eval_every,
+                    resume=args.resume, progress=prog, eval_every=args.eval_every, solver=sol,
                     config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
         summary = {k: m[k] for k in ("params", "test_nll", "epoch_s_mean")}
         plot = out / "samples.png"
@@ -97,7 +99,7 @@ def _run_train(args) -> int:
         from . import density as Dm
         model = Dm.build_density_model(d["periods"], d["t_len"], d["repeat"])
         m = Dm.train(model, args.task, d["epochs"], d["iters"], d["batch"], d["lr"], args.seed, run_dir=out,
-                     resume=args.resume, progress=prog,
+                     resume=args.resume, progress=prog, solver=sol,
                      config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
         summary = {k: m[k] for k in ("params", "kl", "mass_in_box", "epoch_s_mean")}
         plot = out / "density.png"
@@ -107,7 +109,7 @@ def _run_train(args) -> int:
         data = C.load_digits_data()
         model = C.build_classifier(args.layers, args.kernel, args.extra)
         m = C.train(model, data, d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out, resume=args.resume,
-                    progress=prog, eval_every=args.eval_every,
+                    progress=prog, eval_every=args.eval_every, solver=sol,
                     config=dict(cfg, layers=args.layers, kernel=args.kernel, extra=args.extra))
         summary = {k: m[k] for k in ("params", "test_top1", "train_top1", "epoch_s_mean")}
     save_model(model, out / "model.pt")
