@@ -16,7 +16,7 @@ Paper equations (Gao et al., KirchhoffNet):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,49 +26,56 @@ LEAKY_SLOPE = 0.01  # torch.nn.functional.leaky_relu default, as in the official
 
 @dataclass(frozen=True)
 class Law:
+    """An i-v law as a small pipeline over the official parameter rows p (k, E):
+
+        z = vs - vd                          (form "diff")   or   p0 vs + p1 vd + p2   (form "lin")
+        z = z * p[scale] + p[offset]         (pre = ("affine", scale, offset))
+          | z - p[row]                       (pre = ("shift", row))
+        i = act(z) [* p[post]]               act in relu | leaky_relu | tanh | linear
+    """
     name: str
     rows: int            # parameter rows stored per edge (official layout)
     used_rows: int       # rows the law actually reads
-    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     form: str            # "diff" (depends on vs - vd) or "lin" (vs, vd separately)
     activation: str      # relu | leaky_relu | tanh | linear
-    doc: str
+    pre: Optional[Tuple] = None
+    post: Optional[int] = None
+    doc: str = ""
 
     def __call__(self, p: torch.Tensor, vs: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
-        return self.fn(p, vs, vd)
+        """Out-of-place evaluation (autograd-safe). p rows broadcast against vs/vd."""
+        z = vs - vd if self.form == "diff" else p[0] * vs + p[1] * vd + p[2]
+        if self.pre is not None:
+            z = z * p[self.pre[1]] + p[self.pre[2]] if self.pre[0] == "affine" else z - p[self.pre[1]]
+        z = _ACT[self.activation](z)
+        return z * p[self.post] if self.post is not None else z
+
+    def fn(self, p, vs, vd):
+        return self(p, vs, vd)
+
+    def inplace(self, p: torch.Tensor, vs: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
+        """Same law, computed in place in `vs` (which it returns) and clobbering nothing else; for inference
+        (no autograd) where it avoids allocating edge-sized temporaries on every right-hand-side call."""
+        z = vs
+        if self.form == "diff":
+            z.sub_(vd)
+        else:
+            z.mul_(p[0]).addcmul_(vd, p[1]).add_(p[2])
+        if self.pre is not None:
+            if self.pre[0] == "affine":
+                z.mul_(p[self.pre[1]]).add_(p[self.pre[2]])
+            else:
+                z.sub_(p[self.pre[1]])
+        _ACT_INPLACE[self.activation](z)
+        if self.post is not None:
+            z.mul_(p[self.post])
+        return z
 
 
-def _relu_diff(p, vs, vd):
-    return F.relu(p[1] * (vs - vd) + p[0])
-
-
-def _tanh_diff(p, vs, vd):
-    return torch.tanh(p[1] * (vs - vd) + p[0])
-
-
-def _relu_lin(p, vs, vd):
-    return F.relu(p[0] * vs + p[1] * vd + p[2])
-
-
-def _tanh_lin(p, vs, vd):
-    return torch.tanh(p[0] * vs + p[1] * vd + p[2])
-
-
-def _leaky_lin(p, vs, vd):
-    return F.leaky_relu(p[0] * vs + p[1] * vd + p[2], LEAKY_SLOPE)
-
-
-def _shift_relu1(p, vs, vd):
-    return p[1] * F.relu((vs - vd) - p[0])
-
-
-def _shift_leaky_relu1(p, vs, vd):
-    return p[1] * F.leaky_relu((vs - vd) - p[0], LEAKY_SLOPE)
-
-
-def _conductance(p, vs, vd):
-    return p[0] * (vs - vd)
-
+_ACT = {"relu": F.relu, "tanh": torch.tanh, "linear": lambda z: z,
+        "leaky_relu": lambda z: F.leaky_relu(z, LEAKY_SLOPE)}
+_ACT_INPLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "linear": lambda z: z,
+                "leaky_relu": lambda z: F.leaky_relu_(z, LEAKY_SLOPE)}
 
 LAWS: Dict[str, Law] = {}
 
@@ -78,18 +85,20 @@ def _register(law: Law, *aliases: str) -> None:
         LAWS[key] = law
 
 
-_register(Law("relu_diff", 2, 2, _relu_diff, "diff", "relu", "ReLU(p1 (vs-vd) + p0)  [paper Eq. 10]"), "eq10")
-_register(Law("tanh_diff", 2, 2, _tanh_diff, "diff", "tanh", "tanh(p1 (vs-vd) + p0)  [paper Eq. 11]"), "eq11")
-_register(Law("relu_lin", 3, 3, _relu_lin, "lin", "relu", "ReLU(p0 vs + p1 vd + p2)  [paper Eq. 12]"), "eq12")
-_register(Law("tanh_lin", 3, 3, _tanh_lin, "lin", "tanh", "tanh(p0 vs + p1 vd + p2)  [paper Eq. 13]"), "eq13")
-_register(Law("ShiftRelu1", 2, 2, _shift_relu1, "diff", "relu", "p1 ReLU((vs-vd) - p0)"))
-_register(Law("ShiftLeakyRelu1", 2, 2, _shift_leaky_relu1, "diff", "leaky_relu", "p1 LeakyReLU((vs-vd) - p0)"))
-_register(Law("ShiftRelu2", 3, 3, _relu_lin, "lin", "relu", "ReLU(p0 vs + p1 vd + p2)"))
-_register(Law("ShiftLeakyRelu2", 3, 3, _leaky_lin, "lin", "leaky_relu", "LeakyReLU(p0 vs + p1 vd + p2)"))
-# The official ShiftTanh1 stores 3 rows but reads only the first two.
-_register(Law("ShiftTanh1", 3, 2, _tanh_diff, "diff", "tanh", "tanh(p1 (vs-vd) + p0)"))
-_register(Law("ShiftTanh2", 3, 3, _tanh_lin, "lin", "tanh", "tanh(p0 vs + p1 vd + p2)"))
-_register(Law("Conductance", 3, 1, _conductance, "diff", "linear", "p0 (vs - vd)"))
+_AFF = ("affine", 1, 0)      # z * p1 + p0
+_register(Law("relu_diff", 2, 2, "diff", "relu", _AFF, doc="ReLU(p1 (vs-vd) + p0)  [paper Eq. 10]"), "eq10")
+_register(Law("tanh_diff", 2, 2, "diff", "tanh", _AFF, doc="tanh(p1 (vs-vd) + p0)  [paper Eq. 11]"), "eq11")
+_register(Law("relu_lin", 3, 3, "lin", "relu", doc="ReLU(p0 vs + p1 vd + p2)  [paper Eq. 12]"), "eq12")
+_register(Law("tanh_lin", 3, 3, "lin", "tanh", doc="tanh(p0 vs + p1 vd + p2)  [paper Eq. 13]"), "eq13")
+_register(Law("ShiftRelu1", 2, 2, "diff", "relu", ("shift", 0), post=1, doc="p1 ReLU((vs-vd) - p0)"))
+_register(Law("ShiftLeakyRelu1", 2, 2, "diff", "leaky_relu", ("shift", 0), post=1,
+              doc="p1 LeakyReLU((vs-vd) - p0)"))
+_register(Law("ShiftRelu2", 3, 3, "lin", "relu", doc="ReLU(p0 vs + p1 vd + p2)"))
+_register(Law("ShiftLeakyRelu2", 3, 3, "lin", "leaky_relu", doc="LeakyReLU(p0 vs + p1 vd + p2)"))
+# The official ShiftTanh1 and Conductance store 3 rows but read fewer.
+_register(Law("ShiftTanh1", 3, 2, "diff", "tanh", _AFF, doc="tanh(p1 (vs-vd) + p0)"))
+_register(Law("ShiftTanh2", 3, 3, "lin", "tanh", doc="tanh(p0 vs + p1 vd + p2)"))
+_register(Law("Conductance", 3, 1, "diff", "linear", post=0, doc="p0 (vs - vd)"))
 
 
 def get_law(name: str, where: str = "law") -> Law:

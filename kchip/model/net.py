@@ -7,13 +7,16 @@ drops are discarded (official semantics). Reverse direction = the periods in rev
 backwards in time (sampling of a generative model).
 
 The KCL right-hand side works on the state transposed to (nodes, batch): a gather of edge endpoints is then
-`index_select` of contiguous rows and the KCL sum is one `index_add_` per edge end, both vectorized over edges
-and batch (no Python loop over edges).
+`index_select` of contiguous rows, and the KCL sum is one sparse (CSR) product with the signed node-edge
+incidence matrix (+1 at the destination, -1 at the source, ground row dropped), which reduces each node's
+edges in one pass instead of two scattered adds. Everything is vectorized over edges and batch (no Python loop
+over edges); benchmarks/forward.py measures it against the official gather/scatter_add formulation.
 """
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -71,6 +74,8 @@ class Period(nn.Module):
         self.register_buffer("src", edges[:, 0].contiguous())
         self.register_buffer("dst", edges[:, 1].contiguous())
         self.nfe = 0
+        self._incidence_cache: Dict[Tuple, torch.Tensor] = {}
+        self._edge_bufs, self._buffers_key = None, None
 
     @property
     def num_edges(self) -> int:
@@ -84,18 +89,54 @@ class Period(nn.Module):
         """Edge currents for edge-major voltages vs, vd of shape (E, B)."""
         return self.law(self.param.unsqueeze(-1), vs, vd)
 
-    def kcl(self, currents: torch.Tensor, batch_shape) -> torch.Tensor:
+    def incidence(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Signed incidence matrix (N, E) in CSR: +1 at (dst, e), -1 at (src, e); ground (node 0) rows dropped,
+        self-loops cancel to 0. Cached per dtype/device (rebuilt if the edge buffers move)."""
+        key = (dtype, device, self.src.data_ptr())
+        mat = self._incidence_cache.get(key)
+        if mat is None:
+            e = torch.arange(self.num_edges, device=self.src.device)
+            rows = torch.cat([self.dst, self.src])
+            cols = torch.cat([e, e])
+            vals = torch.cat([torch.ones(self.num_edges), -torch.ones(self.num_edges)]).to(dtype)
+            keep = rows != 0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # CSR is 'beta' in torch; the product used here is stable
+                coo = torch.sparse_coo_tensor(torch.stack([rows[keep] - 1, cols[keep]]), vals[keep],
+                                              (self.num_nodes, self.num_edges), check_invariants=True)
+                mat = coo.coalesce().to_sparse_csr().to(device)
+            self._incidence_cache = {key: mat}
+        return mat
+
+    def kcl(self, currents: torch.Tensor) -> torch.Tensor:
         """Node current sums (N, B) from edge currents (E, B): -i at src, +i at dst, ground dropped."""
-        out = currents.new_zeros((self.num_nodes + 1,) + tuple(batch_shape))
-        out.index_add_(0, self.dst, currents)
-        out.index_add_(0, self.src, currents, alpha=-1)
-        return out[1:]
+        return self.incidence(currents.dtype, currents.device) @ currents
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:  # y: (N, B) node-major
         self.nfe += 1
         ya = F.pad(y, (0, 0, 1, 0))
-        i = self.currents(ya.index_select(0, self.src), ya.index_select(0, self.dst))
-        return self.kcl(i, y.shape[1:])
+        if torch.is_grad_enabled() and (y.requires_grad or self.param.requires_grad):
+            i = self.currents(ya.index_select(0, self.src), ya.index_select(0, self.dst))
+        else:
+            # inference: gather into reused edge-sized buffers and evaluate the law in place
+            vs, vd = self._edge_buffers(ya)
+            torch.index_select(ya, 0, self.src, out=vs)
+            torch.index_select(ya, 0, self.dst, out=vd)
+            i = self.law.inplace(self.param.detach().unsqueeze(-1), vs, vd)
+        return self.kcl(i)
+
+    def _edge_buffers(self, ya: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        shape = (self.num_edges,) + tuple(ya.shape[1:])
+        key = (shape, ya.dtype, ya.device)
+        if self._buffers_key != key:
+            self._edge_bufs = (torch.empty(shape, dtype=ya.dtype, device=ya.device),
+                               torch.empty(shape, dtype=ya.dtype, device=ya.device))
+            self._buffers_key = key
+        return self._edge_bufs
+
+    def release_buffers(self) -> None:
+        """Free the inference scratch buffers (2 x edges x batch values)."""
+        self._edge_bufs, self._buffers_key = None, None
 
     def divergence(self, y: torch.Tensor) -> torch.Tensor:
         """Trace of d(dv/dt)/dv for each batch column of y (N, B), exact: each edge current depends only on its
@@ -231,6 +272,7 @@ class KirchhoffNet(nn.Module):
             else:
                 ys, lps = self._odeint(_Augmented(per), (y, logp.reshape(1, -1)), t, adjoint, solver)
                 logp = lps[-1].reshape(-1)
+            per.release_buffers()
             y = ys[-1]
             if return_trajectory:
                 traj.append((t + bounds[k], ys.transpose(1, 2)))
