@@ -114,7 +114,7 @@ def test_divergence_matches_autograd_jacobian_trace():
     e = T._fully_connect(4, repeat=[1, 1])[:, :2]
     per = Period(e, "tanh_lin", 0.5, param=torch.tensor(_params(3, len(e), 5))).double()
     y = torch.randn(3, 4, dtype=torch.float64)
-    div = per.divergence(y)
+    div = per.divergence(y).detach()
     for b in range(4):
         jac = torch.autograd.functional.jacobian(lambda col: per(0.0, col.unsqueeze(1)).squeeze(1), y[:, b])
         assert abs(float(torch.trace(jac)) - float(div[b])) < 1e-10
@@ -151,3 +151,13 @@ def test_cnf_logp_of_linear_circuit_matches_closed_form():
     with torch.no_grad():
         _, dlogp = model(x, logp=torch.zeros(4, dtype=torch.float64))
     assert torch.allclose(dlogp, torch.full((4,), float(-0.8 * torch.trace(M)), dtype=torch.float64), atol=1e-9)
+
+
+def test_self_loops_and_ground_edges_match_reference():
+    edges = np.array([[1, 1], [0, 1], [1, 2], [2, 0], [2, 2], [0, 2], [1, 2]])
+    spec = dict(edges=edges, law="tanh_diff", t_len=0.9, param=_params(2, len(edges), seed=9))
+    model, ref = _pair([spec])
+    x = np.array([[0.3, -0.7], [1.0, 0.5]])
+    with torch.no_grad():
+        got = model(torch.tensor(x)).numpy()
+    assert np.max(np.abs(got - ref_forward(ref, x))) <= 1e-5

@@ -95,16 +95,22 @@ class Period(nn.Module):
         key = (dtype, device, self.src.data_ptr())
         mat = self._incidence_cache.get(key)
         if mat is None:
-            e = torch.arange(self.num_edges, device=self.src.device)
-            rows = torch.cat([self.dst, self.src])
+            # rows: +1 entries at dst, -1 at src; built straight in CSR (sorted by row then edge, int32 indices)
+            e = torch.arange(self.num_edges, dtype=torch.int32)
+            rows = torch.cat([self.dst, self.src]).cpu()
             cols = torch.cat([e, e])
-            vals = torch.cat([torch.ones(self.num_edges), -torch.ones(self.num_edges)]).to(dtype)
-            keep = rows != 0
+            vals = torch.ones(2 * self.num_edges, dtype=dtype)
+            vals[self.num_edges:] = -1
+            loop = (self.src == self.dst).cpu()
+            keep = (rows != 0) & ~torch.cat([loop, loop])          # self-loops cancel: drop both entries
+            rows, cols, vals = rows[keep], cols[keep], vals[keep]
+            order = torch.argsort(rows * self.num_edges + cols)    # by row, then column
+            crow = torch.zeros(self.num_nodes + 1, dtype=torch.int64)
+            crow[1:] = torch.cumsum(torch.bincount(rows - 1, minlength=self.num_nodes), 0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")      # CSR is 'beta' in torch; the product used here is stable
-                coo = torch.sparse_coo_tensor(torch.stack([rows[keep] - 1, cols[keep]]), vals[keep],
-                                              (self.num_nodes, self.num_edges), check_invariants=True)
-                mat = coo.coalesce().to_sparse_csr().to(device)
+                mat = torch.sparse_csr_tensor(crow.to(torch.int32), cols[order], vals[order],
+                                              (self.num_nodes, self.num_edges), check_invariants=True).to(device)
             self._incidence_cache = {key: mat}
         return mat
 
