@@ -65,3 +65,17 @@ def test_digits_model_is_ne_proj_only():
     x, y, xt, yt = C.load_digits_data()
     assert x.shape == (1437, 64) and xt.shape == (360, 64) and float(x.max()) == 1.0 and float(x.min()) == 0.0
     assert m(x[:3], rtol=1e-3, atol=1e-3).shape == (3, 10)
+
+
+def test_init_fine_tunes_from_a_trained_model(tmp_path, capsys):
+    a = tmp_path / "a"
+    assert main(["train", "--task", "diabetes", "--epochs", "1", "-o", str(a), "--no-progress"]) == 0
+    b = tmp_path / "b"
+    assert main(["train", "--task", "diabetes", "--epochs", "1", "-o", str(b), "--no-progress", "--seed", "9",
+                 "--init", str(a / "model.pt"), "--clip", "1.0"]) == 0
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert mb["train_loss"][0] < ma["train_loss"][0] and mb["clip"] == 1.0
+    # a model of another structure is refused
+    assert main(["train", "--task", "friedman", "--epochs", "1", "-o", str(tmp_path / "c"), "--no-progress",
+                 "--init", str(a / "model.pt")]) == 1
+    assert "structure differs" in capsys.readouterr().err

@@ -52,11 +52,25 @@ def _add_train(p):
     p.add_argument("--extra", type=int, default=20, help="digits: extra (fully joined) nodes per Proj layer")
     p.add_argument("--kernel", type=int, default=3, help="digits: NE/Proj kernel size")
     p.add_argument("--tol", type=float, default=None, help="training ODE solver rtol = atol (default per task)")
+    p.add_argument("--init", default=None, help="start from this trained model (model.pt / checkpoint.pt) "
+                   "of the same structure: fine-tuning")
+    p.add_argument("--clip", type=float, default=None, help="clip the gradient norm to this value")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the test metric every N epochs")
     p.add_argument("-o", "--out", default=None, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machine)")
+
+
+def _init_from(model, path):
+    """Copy the parameters of a trained model of the same structure into `model` (fine-tuning start)."""
+    src = _load_any(path)
+    if len(src.periods) != len(model.periods) or any(
+            a.param.shape != b.param.shape or not (a.src.equal(b.src) and a.dst.equal(b.dst))
+            for a, b in zip(src.periods, model.periods)):
+        raise ValueError(f"--init {path}: structure differs from the model this task builds")
+    model.load_state_dict(src.state_dict())
+    return model
 
 
 def _run_train(args) -> int:
@@ -77,18 +91,22 @@ def _run_train(args) -> int:
     set_seed(args.seed)
     prog = not args.no_progress
     sol = {"rtol": args.tol, "atol": args.tol} if args.tol else None
-    cfg = {"name": name, "dataset": args.task}
+    cfg = {"name": name, "dataset": args.task, "init": args.init, "clip": args.clip}
     plot = None
     if fam == "regression":
         from . import regression as R
         data = R.load_data(args.task)
         model = R.build_regression_model(data[0].shape[1], args.size)
+        if args.init:
+            _init_from(model, args.init)
         m = R.train(model, data, d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out, resume=args.resume,
                     progress=prog, config=dict(cfg, size=args.size), eval_every=args.eval_every, solver=sol)
         summary = {k: m[k] for k in ("params", "test_mse", "train_mse", "epoch_s_mean")}
     elif fam == "generation":
         from . import generation as G
         model = G.build_flow_model(2, d["periods"], d["t_len"], d["repeat"])
+        if args.init:
+            _init_from(model, args.init)
         m = G.train(model, args.task, d["iters"], d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out,
                     resume=args.resume, progress=prog, eval_every=args.eval_every, solver=sol,
                     config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
@@ -98,6 +116,8 @@ def _run_train(args) -> int:
     elif fam == "density":
         from . import density as Dm
         model = Dm.build_density_model(d["periods"], d["t_len"], d["repeat"])
+        if args.init:
+            _init_from(model, args.init)
         m = Dm.train(model, args.task, d["epochs"], d["iters"], d["batch"], d["lr"], args.seed, run_dir=out,
                      resume=args.resume, progress=prog, solver=sol,
                      config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
@@ -108,6 +128,8 @@ def _run_train(args) -> int:
         from . import classify as C
         data = C.load_digits_data()
         model = C.build_classifier(args.layers, args.kernel, args.extra)
+        if args.init:
+            _init_from(model, args.init)
         m = C.train(model, data, d["epochs"], d["batch"], d["lr"], args.seed, run_dir=out, resume=args.resume,
                     progress=prog, eval_every=args.eval_every, solver=sol,
                     config=dict(cfg, layers=args.layers, kernel=args.kernel, extra=args.extra))

@@ -101,6 +101,7 @@ def fit(model: KirchhoffNet, loss_fn: Callable[[KirchhoffNet, Any], torch.Tensor
     from tqdm import tqdm
 
     config = dict(config or {})
+    grad_clip = grad_clip or config.get("clip")
     run_dir = Path(run_dir) if run_dir else None
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     sched = None
