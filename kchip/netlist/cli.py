@@ -1,0 +1,18 @@
+"""`kchip netlist chip.json --level ideal -o chip.spice`."""
+from __future__ import annotations
+
+
+def _add(p):
+    p.add_argument("spec", help="ChipSpec JSON (kchip quantize)")
+    p.add_argument("--level", default="ideal", help="ideal (transistor: not yet available)")
+    p.add_argument("-o", "--out", required=True, help="SPICE deck to write")
+
+
+def _run(args) -> int:
+    from . import write_netlist
+    out = write_netlist(args.spec, args.out, args.level)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"netlist": ("write the chip's SPICE deck from a ChipSpec", _add, _run)}

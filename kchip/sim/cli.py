@@ -1,0 +1,70 @@
+"""`kchip simulate chip.spice --spec chip.json --inputs X.npy [--direction forward|reverse] -o OUT`."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _add(p):
+    p.add_argument("deck", help="chip netlist from `kchip netlist`")
+    p.add_argument("--spec", required=True, help="the ChipSpec the netlist was built from")
+    p.add_argument("--inputs", required=True, help="inputs .npy, shape (batch, n_in), SW units")
+    p.add_argument("--direction", default="forward", choices=["forward", "reverse"])
+    p.add_argument("--corner", default=None, help="process corner (transistor level; the ideal level has none)")
+    p.add_argument("--model", default=None, help="float model (L0) to compare against, kchip model file")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--jobs", type=int, default=None, help="parallel ngspice processes (default: CPU count)")
+    p.add_argument("--chunk", type=int, default=16, help="inputs per ngspice run")
+    p.add_argument("--waves", type=int, default=0, metavar="N",
+                   help="also plot the waveforms of the first N inferences (node voltages, enables)")
+
+
+def _run(args) -> int:
+    import torch
+    from kchip.model import load_model
+    from kchip.quantize.chipspec import ChipSpec
+    from kchip.quantize.core import realized_model
+    from .simulate import compare, simulate
+    from .waves import plot_waves, wave_names
+
+    spec = ChipSpec.load(args.spec)
+    x = np.load(args.inputs)
+    if x.ndim != 2:
+        raise ValueError(f"{args.inputs}: expected a 2-D array (batch, n_in), got shape {x.shape}")
+    if args.corner and args.corner != spec.corner:
+        print(f"note: --corner {args.corner} has no effect on an ideal-level deck (ChipSpec corner {spec.corner})")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    waves = wave_names(spec) if args.waves else ()
+    t0 = time.perf_counter()
+    xs = x[: args.waves] if args.waves else x
+    y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
+                       waves=waves)
+    wall = time.perf_counter() - t0
+    np.save(out / f"outputs_{args.direction}.npy", y)
+    rev = args.direction == "reverse"
+    tight = dict(rtol=1e-9, atol=1e-11)
+    result = {"deck": str(args.deck), "spec": str(args.spec), "direction": args.direction, "inputs": len(x),
+              "wall_s": wall, "ngspice_wall_s": info["wall_s"], "jobs": info["jobs"], "compare": {}}
+    with torch.no_grad():
+        l1 = realized_model(spec)(torch.tensor(x, dtype=torch.float64), reverse=rev, **tight).numpy()
+        result["compare"]["L1"] = compare(y, l1)
+        if args.model:
+            l0 = load_model(args.model).double()(torch.tensor(x, dtype=torch.float64), reverse=rev, **tight).numpy()
+            result["compare"]["L0"] = compare(y, l0)
+    (out / f"compare_{args.direction}.json").write_text(json.dumps(result, indent=2))
+    for lvl, c in result["compare"].items():
+        print(f"vs {lvl}: RMS {c['rms_pct_fs']:.3f} % FS, max {c['max_pct_fs']:.3f} % FS "
+              f"(full scale {c['full_scale']:.3g} SW)")
+    if args.waves:
+        png = plot_waves(spec, info, args.direction, min(args.waves, args.chunk, len(x)),
+                         out / f"waves_{args.direction}.png")
+        print(f"wrote {png}")
+    print(f"wrote {out}/outputs_{args.direction}.npy and compare_{args.direction}.json ({wall:.1f} s)")
+    return 0
+
+
+COMMANDS = {"simulate": ("simulate a chip netlist in ngspice and compare with the software model", _add, _run)}

@@ -1,0 +1,182 @@
+"""`kchip simulate`: run a kchip chip deck in ngspice on many inputs and compare with the software levels.
+
+One ngspice run simulates a sequence of inferences on the same circuit (load, periods, sample, hold; then the
+next input), which is what the chip does in use; independent chunks of inputs run in parallel processes.
+Every chunk's outputs are written to `<out>/chunks/` as soon as it finishes, so a failing chunk loses nothing
+already computed. Outputs are read from the sample-and-hold nodes at the end of each hold window and turned
+back into SW units, (V - V_cm) / V_u, then compared with L1 (the realized model) and, when given, L0 (the
+float model): RMS and max error per output and in % of full scale (the reference outputs' range).
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from kchip.netlist import read_header, spec_digest
+from kchip.netlist.ideal import LOGIC_HIGH
+from kchip.netlist.schedule import Schedule, build_schedule
+from kchip.quantize.chipspec import ChipSpec
+
+from .ngspice import NgspiceError, run_deck
+
+DEFAULT_OPTIONS = ".options reltol=1e-4 abstol=1e-15 vntol=1e-7"   # trap; measured in docs/netlist.md
+
+
+def _pwl(points: List[Tuple[float, float]]) -> str:
+    out, last_t = [], -1.0
+    for t, v in points:
+        if t <= last_t:
+            t = last_t + 1e-15
+        out.append(f"{t:.9e} {v:.9g}")
+        last_t = t
+    return "PWL(" + " ".join(out) + ")"
+
+
+def _pulses(windows: Sequence[Tuple[float, float]], t_rise: float, hi: float = LOGIC_HIGH) -> List:
+    """PWL points of a 0/hi signal that is high on each (start, stop) window; edges centred on the window
+    boundaries so that the 50 % crossings fall exactly on them."""
+    pts = [(0.0, 0.0)]
+    for a, b in sorted(windows):
+        if b <= a:
+            continue
+        a0, a1 = max(a - t_rise / 2, 0.0), a + t_rise / 2
+        if a0 == 0.0 and a <= t_rise / 2:
+            pts = [(0.0, hi)] if a == 0.0 else pts + [(a1, hi)]
+        else:
+            pts += [(a0, 0.0), (a1, hi)]
+        pts += [(b - t_rise / 2, hi), (b + t_rise / 2, 0.0)]
+    return pts
+
+
+@dataclass
+class Testbench:
+    deck: str
+    read_times: np.ndarray        # (n_inputs,) instants at which the held outputs are read
+    outputs: List[int]
+    t_stop: float
+
+
+def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, waves: Sequence[str] = (),
+              options: Optional[str] = None, steps_per_period: int = 50) -> Testbench:
+    """The testbench deck around `kchip_core`: supplies, input drivers, control (the schedule of every
+    inference), transient analysis with at least `steps_per_period` steps per period, `.save` of the outputs
+    and of the requested waveforms only."""
+    options = DEFAULT_OPTIONS if options is None else options
+    sch: Schedule = build_schedule(spec, direction, x.shape[1])
+    s = spec.scaling
+    t_inf = sch.t_inference
+    t_rise = min(sch.t_load, sch.t_hold) / 50
+    n_in = x.shape[0]
+    wins: Dict[str, List[Tuple[float, float]]] = {"ld": [], "smp": []}
+    wins.update({f"en_{k}": [] for k in range(len(spec.periods))})
+    wins.update({f"rst_{j}": [] for j in range(1, spec.num_nodes + 1)})
+    for i in range(n_in):
+        t0 = i * t_inf
+        wins["ld"].append((t0, t0 + sch.t_load))
+        wins["smp"].append((t0, t0 + sch.t_end))
+        for k in sch.order:
+            wins[f"en_{k}"].append((t0 + sch.starts[k], t0 + sch.starts[k] + sch.lengths[k]))
+        for j, ws in sch.resets.items():
+            wins[f"rst_{j}"] += [(t0 + a, t0 + b) for a, b in ws]
+    lines = [f"* kchip testbench: {n_in} inferences, {direction}", f".include {deck_path.resolve()}", options,
+             f"Vvcm vcm 0 {s.v_cm:.9g}", f"Vdir dirp 0 {1.0 if direction == 'forward' else -1.0}"]
+    for name, ws in wins.items():
+        lines.append(f"V{name} {name} 0 {_pwl(_pulses(ws, t_rise))}")
+    for j in range(1, spec.num_nodes + 1):
+        col = j - 1
+        if col < x.shape[1]:
+            pts = []
+            for i in range(n_in):
+                v = s.v_cm + s.v_u * float(x[i, col])
+                t0 = i * t_inf
+                pts += [(max(t0 - t_rise, 0.0) if i else 0.0, v), (t0 + sch.t_load + t_rise, v)]
+            lines.append(f"Vin_{j} in_{j} 0 {_pwl(pts)}")
+        else:
+            lines.append(f"Vin_{j} in_{j} 0 {s.v_cm:.9g}")
+    ports = read_header(deck_path.read_text(), str(deck_path))["ports"]
+    lines.append(f"Xchip {' '.join(ports)} kchip_core")
+    t_stop = n_in * t_inf
+    tmax = min(sch.lengths.values()) / steps_per_period
+    lines.append(f".tran {tmax / 10:.6e} {t_stop:.9e} 0 {tmax:.6e}")
+    saves = [f"v(out_{j})" for j in sch.outputs] + list(waves)
+    lines.append(".save " + " ".join(saves))
+    lines.append(".end")
+    reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
+    return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop)
+
+
+def _run_chunk(args) -> Dict:
+    deck_path, spec_json, x, direction, waves, keep = args
+    spec = ChipSpec.from_json(spec_json)
+    tb = testbench(Path(deck_path), spec, x, direction, waves)
+    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep)
+    plot = res.plots[0]
+    t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
+    out = np.stack([np.interp(tb.read_times, t, plot[f"v(out_{j})"]) for j in tb.outputs], axis=1)
+    y = (out - spec.scaling.v_cm) / spec.scaling.v_u
+    wave = {k: plot[k] for k in waves} if waves else {}
+    return {"y": y, "wall_s": res.wall_s, "time": t if waves else None, "waves": wave}
+
+
+def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
+             chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False):
+    """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict)."""
+    deck_path = Path(deck_path)
+    if not deck_path.exists():
+        raise FileNotFoundError(f"{deck_path}: netlist not found")
+    head = read_header(deck_path.read_text(), str(deck_path))
+    if head["spec_sha256"] != spec_digest(spec):
+        raise ValueError(f"{deck_path}: netlist was built from ChipSpec {head['spec']!r} "
+                         f"(sha256 {head['spec_sha256'][:12]}…) but the given ChipSpec {spec.name!r} differs "
+                         f"(sha256 {spec_digest(spec)[:12]}…): rebuild it with `kchip netlist`")
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"inputs: expected a 2-D array (batch, n_in), got shape {x.shape}")
+    build_schedule(spec, direction, x.shape[1])            # validates the input width early
+    jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
+    chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
+    if out_dir is not None:
+        (Path(out_dir) / "chunks").mkdir(parents=True, exist_ok=True)
+    spec_json = spec.to_json()
+    results: List[Optional[Dict]] = [None] * len(chunks)
+    errors = []
+    tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
+              (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None)
+             for k, c in enumerate(chunks)]
+    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+        futs = [pool.submit(_run_chunk, t) for t in tasks]
+        for k, f in enumerate(futs):
+            lo = k * chunk
+            try:
+                results[k] = f.result()
+            except NgspiceError as exc:
+                errors.append(f"inputs {lo}..{lo + len(chunks[k]) - 1}: {exc}")
+                continue
+            if out_dir is not None:
+                np.save(Path(out_dir) / "chunks" / f"{direction}_{k:04d}.npy", results[k]["y"])
+    if errors:
+        done = sum(r is not None for r in results)
+        raise NgspiceError(f"{deck_path}: {len(errors)} of {len(chunks)} chunks failed "
+                           f"({done} kept{' in ' + str(Path(out_dir) / 'chunks') if out_dir else ''}): "
+                           + " | ".join(errors))
+    y = np.concatenate([r["y"] for r in results], axis=0)
+    info = {"wall_s": [r["wall_s"] for r in results], "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
+            "time": results[0]["time"], "waves": results[0]["waves"]}
+    return y, info
+
+
+def compare(y: np.ndarray, ref: np.ndarray) -> Dict:
+    """RMS / max error per output and overall, also in % of full scale (the reference's output range)."""
+    d = y - ref
+    fs = float(np.max(ref.max(0) - ref.min(0))) or 1.0
+    per = [{"rms": float(np.sqrt(np.mean(d[:, k] ** 2))), "max": float(np.max(np.abs(d[:, k])))}
+           for k in range(d.shape[1])]
+    rms, mx = float(np.sqrt(np.mean(d ** 2))), float(np.max(np.abs(d)))
+    return {"rms": rms, "max": mx, "full_scale": fs, "rms_pct_fs": 100 * rms / fs, "max_pct_fs": 100 * mx / fs,
+            "per_output": per}

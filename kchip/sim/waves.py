@@ -1,0 +1,59 @@
+"""Waveform plots of a simulated chip: node voltages (SW units) and the control signals, with the period
+boundaries marked."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from kchip.netlist.schedule import build_schedule
+from kchip.quantize.chipspec import ChipSpec
+
+
+def wave_names(spec: ChipSpec) -> List[str]:
+    return ([f"v(xchip.n{j})" for j in range(1, spec.num_nodes + 1)] + ["v(ld)", "v(smp)"]
+            + [f"v(en_{p.index})" for p in spec.periods] + [f"v(rst_{j})" for j in range(1, spec.num_nodes + 1)]
+            + [f"v(out_{j})" for j in range(1, spec.num_nodes + 1)])
+
+
+def plot_waves(spec: ChipSpec, info: Dict, direction: str, n_inf: int, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t, w = info["time"], info["waves"]
+    s = spec.scaling
+    sch = build_schedule(spec, direction, 1)
+    t_inf = sch.t_inference
+    keep = t <= n_inf * t_inf
+    tu = t[keep] * 1e6
+    fig, ax = plt.subplots(3, 1, figsize=(10, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1.5, 1.5]})
+    for j in range(1, spec.num_nodes + 1):
+        ax[0].plot(tu, (w[f"v(xchip.n{j})"][keep] - s.v_cm) / s.v_u, lw=1, label=f"node {j}")
+        ax[0].plot(tu, (w[f"v(out_{j})"][keep] - s.v_cm) / s.v_u, lw=0.8, ls=":", color="gray")
+    ax[0].set_ylabel("node voltage (SW units)\n(V - V_cm) / V_u")
+    ax[0].legend(loc="upper right", fontsize=7, ncol=4)
+    off = 0
+    for k in sch.order:
+        ax[1].plot(tu, w[f"v(en_{k})"][keep] + 1.2 * off, lw=1, label=f"en_{k}")
+        off += 1
+    ax[1].plot(tu, w["v(ld)"][keep] + 1.2 * off, lw=1, label="ld")
+    ax[1].plot(tu, w["v(smp)"][keep] + 1.2 * (off + 1), lw=1, label="smp")
+    ax[1].set_ylabel("control")
+    ax[1].legend(loc="upper right", fontsize=7, ncol=6)
+    for j in range(1, spec.num_nodes + 1):
+        ax[2].plot(tu, w[f"v(rst_{j})"][keep] + 1.2 * (j - 1), lw=1)
+    ax[2].set_ylabel("rst_j (offset by j)")
+    ax[2].set_xlabel("time (µs)")
+    for i in range(n_inf):
+        for k in sch.order:
+            for a in ax:
+                a.axvline((i * t_inf + sch.starts[k]) * 1e6, color="k", lw=0.4, alpha=0.4)
+        for a in ax:
+            a.axvline((i * t_inf + sch.t_end) * 1e6, color="r", lw=0.6, alpha=0.6)
+    ax[0].set_title(f"{spec.name}: {direction}, {n_inf} inference(s); black: period starts, red: sample")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
