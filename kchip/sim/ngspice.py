@@ -222,7 +222,7 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
         tmp = tempfile.TemporaryDirectory(prefix="kchip_ng_")
         wd = Path(tmp.name)
     else:
-        wd = Path(keep)
+        wd = Path(keep).resolve()
         wd.mkdir(parents=True, exist_ok=True)
     try:
         _check_includes(deck, wd, cell, point)
