@@ -29,6 +29,22 @@ def load(name):
     return load_model(f"build/quant/{name}/model.pt").double()
 
 
+def run_mc(name, a, log):
+    """Only the Monte Carlo part (merged into an existing result file)."""
+    lim = load_limits()
+    m = load(name)
+    task = get_task("auto", m)
+    ref = task.outputs(m)
+    sc = map_model(m, task.calib(), lim)
+    r6i = quantize_model(m, sc, lim, respect_limits=False, num_inputs=task.num_inputs)
+    t1 = time.time()
+    mc = monte_carlo(r6i.model, task, a.draws, 0.02, 0.01, seed=0, ref_outputs=ref)
+    mc["seconds"] = time.time() - t1
+    mc["L1_metric"] = task.metric(r6i.model)
+    log(f"{name} MC ({a.draws} draws): {mc['metric_mean']:.5g} +- {mc['metric_std']:.5g}")
+    return mc
+
+
 def run(name, a, log):
     lim = load_limits()
     m = load(name)
@@ -108,6 +124,7 @@ def main():
     ap.add_argument("--ft-epochs", dest="ft_epochs_cli", type=int, default=None,
                     help="override fine-tuning epochs of every model")
     ap.add_argument("--ft-lr", dest="ft_lr_cli", type=float, default=None)
+    ap.add_argument("--only-mc", action="store_true", help="rerun only the Monte Carlo part")
     ap.add_argument("--out", default="build/quant")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -121,7 +138,11 @@ def main():
             a.ft_lr[name] = a.ft_lr_cli
         if a.ft_epochs_cli:
             a.ft_epochs[name] = a.ft_epochs_cli
-        allres[name] = run(name, a, lambda s: print(s, flush=True))
+        if a.only_mc:
+            allres[name] = json.loads((out / f"quant_sweep_{name}.json").read_text())
+            allres[name]["mc6"] = run_mc(name, a, lambda s: print(s, flush=True))
+        else:
+            allres[name] = run(name, a, lambda s: print(s, flush=True))
         (out / f"quant_sweep_{name}.json").write_text(json.dumps(allres[name], indent=1))
         (out / "quant_sweep.json").write_text(json.dumps(allres, indent=1))
         plot(allres[name], f"docs/quant_sweep_{name}.png")

@@ -194,6 +194,16 @@ class OffsetPeriod(Period):
     def currents(self, vs, vd):
         return super().currents(vs, vd) + self.offset
 
+    def forward(self, t, y):
+        # always through `currents` (Period's no-grad fast path would skip the offset); KCL by index_add
+        self.nfe += 1
+        ya = torch.nn.functional.pad(y, (0, 0, 1, 0))
+        i = self.currents(ya.index_select(0, self.src), ya.index_select(0, self.dst))
+        out = i.new_zeros((self.num_nodes + 1,) + tuple(y.shape[1:]))
+        out.index_add_(0, self.dst, i)
+        out.index_add_(0, self.src, i, alpha=-1)
+        return out[1:]
+
 
 def mismatch_model(model: KirchhoffNet, sigma_gm: float, sigma_offset: float, gen: torch.Generator) -> KirchhoffNet:
     """One Monte Carlo draw: every gm/slope parameter x (1 + sigma_gm N(0,1)) (per cell and parameter), every

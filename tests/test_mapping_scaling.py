@@ -1,0 +1,65 @@
+"""Mapping: V_u from the node range reached over the calibration set, tau = C V_u / I_u, targets, bounds."""
+import math
+
+import pytest
+import torch
+
+from kchip.hw import DeviceLimits, Scaling, map_model
+from kchip.model import KirchhoffNet, Period
+
+LIM = DeviceLimits(input_swing_v=0.4, margin=0.1, c_min_f=50e-15, cell_current_min_a=1e-9,
+                   cell_current_max_a=1e-5, tanh_slope_max_per_v=12.0)
+
+
+def _decay(g=0.5):
+    # one Conductance edge 1 -> ground: dv/dt = -g v, so max |v| over time = max |x| (at t = 0)
+    return KirchhoffNet([Period([[1, 0]], "Conductance", 1.0, param=torch.tensor([[g], [0.], [0.]]))]).double()
+
+
+def test_vu_from_calibration_range_and_tau():
+    m = _decay()
+    x = torch.tensor([[0.5], [-2.0], [1.0]], dtype=torch.float64)
+    sc = map_model(m, x, LIM, {"kind": "latency", "value": 1e-6})
+    assert sc.v_u == pytest.approx(0.4 / (2.0 * 1.1), rel=1e-9)
+    assert sc.report["calibration"]["forward"]["v_abs_max"] == pytest.approx(2.0)
+    assert sc.tau_s == pytest.approx(sc.c_f * sc.v_u / sc.i_u, rel=1e-12)
+    assert sc.tau_s * 1.0 == pytest.approx(1e-6, rel=1e-9)          # latency target met (T_total = 1)
+    assert sc.period_s == [pytest.approx(1e-6)]
+    assert sc.i_u == pytest.approx(50e-15 * sc.v_u / 1e-6)
+
+
+def test_both_directions_used():
+    m = _decay()
+    # reverse = backwards in time: v grows by e^{g T}; the reverse calibration sets the range
+    sc = map_model(m, {"forward": torch.ones(2, 1, dtype=torch.float64),
+                       "reverse": torch.ones(2, 1, dtype=torch.float64)}, LIM)
+    assert sc.report["calibration"]["reverse"]["v_abs_max"] == pytest.approx(math.exp(0.5), rel=1e-4)
+    assert sc.v_u == pytest.approx(0.4 / (math.exp(0.5) * 1.1), rel=1e-4)
+
+
+def test_power_and_area_targets():
+    m = _decay()
+    x = torch.ones(1, 1, dtype=torch.float64)
+    sp = map_model(m, x, LIM, {"kind": "power", "value": 1.8e-6})    # 1 edge at 1.8 V -> I_u = 1 uA
+    assert sp.i_u == pytest.approx(1e-6)
+    sa = map_model(m, x, LIM, {"kind": "area", "value": 100.0})       # 100 um^2 * 2 fF/um^2 = 200 fF
+    assert sa.c_f == pytest.approx(200e-15)
+
+
+def test_slope_bound_reported():
+    p = Period([[1, 0], [0, 1]], "tanh_diff", 1.0, param=torch.tensor([[0.0, 0.0], [3.0, 0.1]]))
+    m = KirchhoffNet([p]).double()
+    sc = map_model(m, torch.full((1, 1), 2.0, dtype=torch.float64), LIM)
+    v = sc.report["v_u"]
+    assert v["slope_lower_bound"] == pytest.approx(3.0 / 12.0)
+    assert not v["slope_bound_met"] and v["slopes_over_bound"] == 1
+    assert any("tanh slopes" in w for w in sc.report["warnings"])
+
+
+def test_bad_target_and_scaling_fields():
+    m = _decay()
+    x = torch.ones(1, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="target.kind"):
+        map_model(m, x, LIM, {"kind": "speed", "value": 1})
+    with pytest.raises(ValueError, match="scaling.tau_s"):
+        Scaling.from_dict({"v_cm": 0.9, "v_u": 0.1, "i_u": 1e-6, "c_f": 1e-13, "tau_s": 1.0, "period_s": [1.0]})
