@@ -138,6 +138,9 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"inputs: expected a 2-D array (batch, n_in), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        r, c = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(f"inputs[{r}, {c}]: value {x[r, c]} is not finite")
     build_schedule(spec, direction, x.shape[1])            # validates the input width early
     jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
