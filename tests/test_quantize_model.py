@@ -187,3 +187,4 @@ def test_cli_quantize(tmp_path):
     assert s.periods[0].reset == [3] and s.periods[1].reset == []
     assert main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
                  str(tmp_path / "x.npy"), "--bits-gm", "0"]) == 1
+

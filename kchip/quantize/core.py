@@ -106,12 +106,15 @@ def quantize_model(model: KirchhoffNet, scaling: Scaling, limits: Optional[Devic
                    corner: str = "tt", provenance: Optional[Dict] = None,
                    respect_limits: bool = True) -> QuantResult:
     """Codes for every edge parameter, the ChipSpec and the realized model. `num_inputs`: input nodes loaded
-    before t = 0 (default: all nodes of the first period)."""
+    before t = 0 (default: the model's meta["n_in"], else all nodes of the first period); the first period's other
+    nodes are reset to V_cm."""
     lim = limits if limits is not None else load_limits()
     bits = dict(DEFAULT_BITS, **(bits or {}))
     tabs = build_tables(model, scaling, lim, bits, tables, respect_limits)
     n_nodes = max(p.num_nodes for p in model.periods)
-    n_in = model.periods[0].num_nodes if num_inputs is None else int(num_inputs)
+    if num_inputs is None:
+        num_inputs = int(model.meta.get("n_in") or model.periods[0].num_nodes)
+    n_in = int(num_inputs)
     outs = output_nodes(model)
     nodes = [NodeSpec(i + 1, r, scaling.c_f) for i, r in enumerate(_roles(n_nodes, n_in, outs))]
     stats = {key: {"count": 0, "clipped": 0, "worst_clip_error_sw": 0.0, "worst_clip_edge": None,
