@@ -1,0 +1,1 @@
+"""Cell library (kchip.cells): subcircuits, characterization tables, L2 surrogate."""

@@ -1,0 +1,43 @@
+"""`kchip characterize`: characterize cell kinds at corners with ngspice (tables in characterization/)."""
+from __future__ import annotations
+
+import json
+import time
+
+
+def _add(p):
+    p.add_argument("--cell", required=True, help="cell kind(s), comma separated (tanh_diff)")
+    p.add_argument("--corner", default="tt", help="corners, comma separated (tt,ss,ff,sf,fs)")
+    p.add_argument("--mc", type=int, default=8, help="mismatch Monte Carlo copies per code (0: skip)")
+    p.add_argument("--out", default=None, help="output folder (default characterization/<cell>/)")
+    p.add_argument("--reanalyze", action="store_true", help="recompute fits/plots from saved tables, no SPICE")
+    p.add_argument("--pdk", default="sky130")
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from ..pdk import load_pdk
+    from .characterize import KINDS, characterize, reanalyze
+    pdk = load_pdk(args.pdk)
+    cells = [c.strip() for c in args.cell.split(",") if c.strip()]
+    corners = [c.strip() for c in args.corner.split(",") if c.strip()]
+    for c in cells:
+        if c not in KINDS:
+            raise ValueError(f"unknown cell kind {c!r}; known: {', '.join(KINDS)}")
+    for k in corners:
+        pdk.check_corner(k)
+    for c in cells:
+        for k in corners:
+            t0 = time.perf_counter()
+            out = Path(args.out) / c if args.out else None
+            s = reanalyze(c, k, out) if args.reanalyze else characterize(c, k, pdk, out, n_mc=args.mc)
+            keys = ("max_dev_pct_fs", "max_dev_percode_fit_pct_fs", "kcl_mismatch_pct_fs", "slope_per_V",
+                    "leakage_pct_of_i_unit")
+            print(json.dumps({"cell": c, "corner": k, **{x: round(s[x], 4) for x in keys if x in s},
+                              "wall_s": round(time.perf_counter() - t0, 1)}))
+    return 0
+
+
+COMMANDS = {"characterize": ("characterize cell kinds at PDK corners (ngspice); writes characterization/",
+                             _add, _run)}

@@ -1,0 +1,177 @@
+"""Cell subcircuit generators (parameterized SPICE text from sky130_fd_pr devices).
+
+Every generator takes a `Pdk` (device names come from pdk.yaml, never hard-coded) and keyword design
+parameters, and returns a `Subckt` (name, pins, text). Pin conventions:
+
+  edge cells   s d en b0 .. b{n-1} [o0 .. o{m-1}] vbn vcp vcn vdd vss
+               sink I from node s, source the same I into node d (ARCHITECTURE §3);
+               en = 1 (vdd) enables; en = 0 gates the tail/bias: zero current.
+               b* = magnitude code bits (LSB first), o* = offset code bits (ReLU only).
+  bias_gen     iref vbn vcp vcn vdd vss : unit diode (vbn) + cascode bias lines vcp, vcn
+  node_cap     n vss                  : sky130 MIM capacitor (cap_mim_m3_1) from node to vss
+  switch       a b g vss              : nfet pass switch (reset to V_cm / input load), on when g = vdd
+
+The ideal behaviour each edge cell targets (docs/cells.md):
+  tanh_diff   i = A(code) * tanh(k * (vs - vd))             A = code * I_unit, k = cell slope [1/V]
+  relu_diff   i = a(code) * relu(g * (vs - vd) + b(ocode))  (current-domain rectifier; see relu_diff)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+from ..pdk import Pdk
+
+__all__ = ["Subckt", "bias_gen", "tanh_diff", "relu_diff", "node_cap", "switch", "DEFAULTS", "edge_pins"]
+
+
+@dataclass
+class Subckt:
+    name: str
+    pins: List[str]
+    text: str
+    params: Dict[str, float] = field(default_factory=dict)
+
+
+# design defaults (docs/cells.md explains each choice)
+DEFAULTS = {
+    "tanh_diff": dict(bits=4, pair="nfet", pair_bulk="tail", w_in=16.0, l_in=1.0, w_u=2.0, l_u=8.0,
+                      pfet="pfet_lvt", w_p=2.0, l_p=2.0, w_n=1.0, l_n=2.0, w_sw=1.0, l_sw=0.15,
+                      cascode=True, w_pc=2.0, l_pc=1.0, w_nc=4.0, l_nc=1.0, dac_cascode=False),
+    "relu_diff": dict(bits=4, obits=4, w_in=1.0, l_in=1.0, w_u=1.0, l_u=4.0, w_p=2.0, l_p=4.0, w_n=1.0,
+                      l_n=4.0, w_sw=1.0, l_sw=0.15, gain_tail=4),
+}
+
+
+def _fet(pdk: Pdk, kind: str, name: str, d: str, g: str, s: str, b: str, w: float, l: float) -> str:
+    dev = pdk.device(kind)["name"]
+    return f"X{name} {d} {g} {s} {b} {dev} w={w:g} l={l:g}"
+
+
+def edge_pins(bits: int, obits: int = 0) -> List[str]:
+    return ["s", "d", "en"] + [f"b{k}" for k in range(bits)] + [f"o{k}" for k in range(obits)] + \
+           ["vbn", "vcp", "vcn", "vdd", "vss"]
+
+
+def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias",
+             w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0) -> Subckt:
+    """Bias generator shared by the cells. The reference (unit) current iref flows into a diode-connected
+    unit nfet whose gate is the bias line vbn (every DAC leg copies it). Two more unit copies bias the
+    cascode lines: vcn = V_GS of a long, narrow diode nfet at 4 I_unit (~0.7 V) and vcp = vdd - V_SG
+    of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails."""
+    f = lambda *a: _fet(pdk, *a)
+    lines = [f".subckt {name} iref vbn vcp vcn vdd vss",
+             f("nfet", "MREF", "iref", "iref", "vss", "vss", w_u, l_u),
+             "Rtie iref vbn 1",
+             "* vcp: unit copy sinks I from a long pfet diode",
+             f("nfet", "MCP1", "vcp", "vbn", "vss", "vss", w_u, l_u),
+             f("pfet", "MCP", "vcp", "vcp", "vdd", "vdd", w_cp, l_cp),
+             "* vcn: unit copy mirrored up (pfet mirror) into a long nfet diode",
+             f("nfet", "MCN1", "pm", "vbn", "vss", "vss", w_u, l_u),
+             f("pfet_lvt", "MCN2", "pm", "pm", "vdd", "vdd", 2.0, 2.0),
+             f("pfet_lvt", "MCN3", "vcn", "pm", "vdd", "vdd", 8.0, 2.0),
+             f("nfet", "MCN", "vcn", "vcn", "vss", "vss", w_cn, l_cn),
+             f".ends {name}"]
+    return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vdd", "vss"], "\n".join(lines),
+                  dict(w_u=w_u, l_u=l_u))
+
+
+def _dac(pdk: Pdk, p: dict, out: str, bits: List[str], prefix: str) -> List[str]:
+    """Binary-weighted nfet current DAC: leg k = 2^k unit devices (gate vbn) behind a series switch
+    driven by bit k; all legs join at `out`."""
+    lines = []
+    for k, b in enumerate(bits):
+        lines.append(_fet(pdk, "nfet", f"{prefix}S{k}", out, b, f"{prefix}l{k}", "vss", p["w_sw"] * 2 ** k,
+                          p["l_sw"]))
+        for j in range(2 ** k):
+            lines.append(_fet(pdk, "nfet", f"{prefix}U{k}_{j}", f"{prefix}l{k}", "vbn", "vss", "vss",
+                              p["w_u"], p["l_u"]))
+    return lines
+
+
+def _mirror(pdk: Pdk, p: dict, kind: str, name: str, out: str, gate: str, rail: str, diode: bool) -> List[str]:
+    """One mirror branch. kind 'pfet' (source at vdd) or 'nfet' (source at vss). With p['cascode'], a
+    low-voltage cascode (gate vcp / vcn) sits on top of the main device; for a diode branch the main
+    gate joins the cascode drain (`out` = gate node)."""
+    w, l = (p["w_p"], p["l_p"]) if kind == "pfet" else (p["w_n"], p["l_n"])
+    dev = p.get("pfet", "pfet") if kind == "pfet" else "nfet"
+    if not p.get("cascode"):
+        return [_fet(pdk, dev, name, out, gate, rail, rail, w, l)]
+    wc, lc = (p["w_pc"], p["l_pc"]) if kind == "pfet" else (p["w_nc"], p["l_nc"])
+    vc = "vcp" if kind == "pfet" else "vcn"
+    mid = f"x{name.lower()}"
+    return [_fet(pdk, dev, name, mid, gate, rail, rail, w, l),
+            _fet(pdk, dev, name + "C", out, vc, mid, rail, wc, lc)]
+
+
+def _outputs(pdk: Pdk, p: dict, na: str, nb: str) -> List[str]:
+    """Given pfet diode nodes na (carries I_A) and nb (carries I_B), build the symmetric output:
+    into d: I_A - I_B ; out of s: I_A - I_B (matched pfet source and nfet sink mirrors)."""
+    m = lambda *a: _mirror(pdk, p, *a)
+    return [
+        "* pfet diodes of the pair currents",
+        *m("pfet", "PA", na, na, "vdd", True), *m("pfet", "PB", nb, nb, "vdd", True),
+        "* output into d: source I_A (pfet copy of A), sink I_B (pfet copy of B -> nfet mirror)",
+        *m("pfet", "PAD", "d", na, "vdd", False),
+        *m("pfet", "PBX", "nbx", nb, "vdd", False),
+        *m("nfet", "NBX", "nbx", "nbx", "vss", True),
+        *m("nfet", "NBD", "d", "nbx", "vss", False),
+        "* output from s: sink I_A (pfet copy of A -> nfet mirror), source I_B (pfet copy of B)",
+        *m("pfet", "PAX", "nax", na, "vdd", False),
+        *m("nfet", "NAX", "nax", "nax", "vss", True),
+        *m("nfet", "NAS", "s", "nax", "vss", False),
+        *m("pfet", "PBS", "s", nb, "vdd", False),
+    ]
+
+
+def tanh_diff(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> Subckt:
+    """tanh edge cell, difference form: i(s->d) = sign * I_unit*code * tanh(k (vs - vd)).
+
+    nfet differential pair (W/L w_in/l_in) in weak inversion, tail = binary-weighted DAC of unit nfets
+    mirrored from the bias line vbn (magnitude code b*), series enable switch in the tail (en = 0: no
+    tail current, so no output current). Pair currents I_A (gate vs) and I_B (gate vd) go to pfet diodes;
+    matched pfet/nfet mirrors put I_A - I_B = I_tail tanh(kappa (vs - vd) / 2U_T) into d and take it from s.
+    sign = -1 swaps the pair's gate connections (a wiring choice made at netlist time)."""
+    p = dict(DEFAULTS["tanh_diff"]); p.update(kw)
+    n = int(p["bits"])
+    name = name or f"kc_tanh_diff_{'p' if sign > 0 else 'n'}{n}"
+    ga, gb = ("s", "d") if sign > 0 else ("d", "s")
+    bits = [f"b{k}" for k in range(n)]
+    lines = [f".subckt {name} {' '.join(edge_pins(n))}",
+             f"* kchip tanh_diff edge cell, sign {sign:+d}, {n}-bit tail DAC",
+             _fet(pdk, p["pair"], "M1", "na", ga, "tail", p["pair_bulk"], p["w_in"], p["l_in"]),
+             _fet(pdk, p["pair"], "M2", "nb", gb, "tail", p["pair_bulk"], p["w_in"], p["l_in"]),
+             "* enable: series switch in the tail",
+             _fet(pdk, "nfet", "SEN", "tail", "en", "dacc" if p["dac_cascode"] else "dac", "vss",
+                  p["w_sw"] * 2 ** n, p["l_sw"]),
+             *([_fet(pdk, "nfet", "MDC", "dacc", "vcn", "dac", "vss", p["w_nc"] * 2, p["l_nc"])]
+               if p["dac_cascode"] else []),
+             *_dac(pdk, p, "dac", bits, "D"),
+             *_outputs(pdk, p, "na", "nb"),
+             f".ends {name}"]
+    return Subckt(name, edge_pins(n), "\n".join(lines), p)
+
+
+def relu_diff(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> Subckt:
+    """ReLU edge cell, difference form: i(s->d) = relu(g (vs - vd) * A(code) + I_unit*ocode) rectified.
+
+    See docs/cells.md. (Implemented in kchip.cells.relu when available.)"""
+    from .relu import relu_diff_subckt
+    return relu_diff_subckt(pdk, sign=sign, name=name, **kw)
+
+
+def node_cap(pdk: Pdk, c_farad: float = 200e-15, name: str | None = None) -> Subckt:
+    """Node capacitor: square sky130 MIM cap (cap_mim_m3_1) of about c_farad from node n to vss."""
+    dev = pdk.device("mimcap")
+    ca = float(dev["c_area_f_per_um2"]); dw = float(dev.get("dw_um", 0.0))
+    side = max(float(dev.get("w_min_um", 2.0)), (c_farad / ca) ** 0.5 - dw)
+    name = name or f"kc_cap_{int(round(c_farad * 1e15))}f"
+    lines = [f".subckt {name} n vss", f"XC n vss {dev['name']} w={side:.3f} l={side:.3f}", f".ends {name}"]
+    return Subckt(name, ["n", "vss"], "\n".join(lines), dict(w=side, l=side, c=ca * (side + dw) ** 2))
+
+
+def switch(pdk: Pdk, w: float = 1.0, l: float = 0.15, name: str = "kc_switch") -> Subckt:
+    """nfet pass switch a<->b, on when g = vdd (reset to V_cm, input load). V_cm = 0.9 V leaves
+    V_GS - V_th ~ 0.35 V of overdrive at vdd = 1.8 V (on-resistance measured in docs/cells.md)."""
+    lines = [f".subckt {name} a b g vss", _fet(pdk, "nfet", "MS", "a", "g", "b", "vss", w, l), f".ends {name}"]
+    return Subckt(name, ["a", "b", "g", "vss"], "\n".join(lines), dict(w=w, l=l))

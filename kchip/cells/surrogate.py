@@ -1,0 +1,103 @@
+"""L2 device-aware surrogate: a differentiable torch i-v function built from a characterized CellTable.
+
+    sur = CellSurrogate.from_files("characterization/tanh_diff/tt.npz")     # HW units
+    i_hw = sur.current_hw(codes, vs_volts, vd_volts)                          # A, differentiable
+    sw = sur.law(i_u=1e-6, v_u=0.05, v_cm=0.9)                                # SW units, Law.fn-like
+    i_sw = sw(codes, vs_sw, vd_sw)        # codes (E,) ints (sign = input swap), vs, vd edge-major (E, B)
+
+Model: the per-code analytic fit of the code table (tanh: amp tanh(slope (vs - vd - offset))) plus the
+residual table R[code](vd, vs) = measured - fit, bilinearly interpolated on the (vs, vd) grid. At the grid
+points the surrogate equals the table; in between, interpolating the small, smooth residual (not the steep
+tanh itself) keeps the error well below the residual's size. Outside the grid the residual is clamped to
+the border and the analytic part extrapolates.
+Signs: a negative code is the same cell with swapped inputs: i = -I(|code|, vd, vs).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .tables import CellTable, CodeTable
+
+__all__ = ["CellSurrogate"]
+
+
+class CellSurrogate(torch.nn.Module):
+    def __init__(self, table: CellTable, codetab: CodeTable, family: str = "tanh", dtype=torch.float64):
+        super().__init__()
+        table.validate()
+        self.cell, self.corner, self.family = table.cell, table.corner, family
+        codes = np.asarray(table.codes)
+        if not np.array_equal(codes, np.arange(len(codes))):
+            raise ValueError(f"{table.cell}/{table.corner}: surrogate needs codes 0..K-1, got {codes.tolist()}")
+        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+        self.register_buffer("vs_grid", f(table.vs))
+        self.register_buffer("vd_grid", f(table.vd))
+        if family == "tanh":
+            sl = "slope_fit" if "slope_fit" in codetab.params else "slope"
+            amp, k, off = (codetab.params[n].value(codes) for n in ("amp", sl, "offset"))
+        else:
+            raise ValueError(f"surrogate for family {family!r} not implemented")
+        self.register_buffer("amp", f(amp))
+        self.register_buffer("slope", f(k))
+        self.register_buffer("off", f(off))
+        VS, VD = np.meshgrid(table.vs, table.vd)
+        fit = amp[:, None, None] * np.tanh(k[:, None, None] * (VS - VD - off[:, None, None]))
+        self.register_buffer("resid", f(table.i_d - fit))          # (K, ND, NS)
+        self.i_fs = float(np.max(np.abs(table.i_d)))
+
+    @classmethod
+    def from_files(cls, npz, json_path=None, family: str = "tanh") -> "CellSurrogate":
+        npz = Path(npz)
+        json_path = Path(json_path) if json_path else npz.with_suffix(".json")
+        return cls(CellTable.load(npz), CodeTable.from_json(json_path), family)
+
+    # ------------------------------------------------------------------------------------------------
+    def _interp(self, k, vs, vd):
+        """Bilinear residual at (vs, vd) for per-element codes k (same shape)."""
+        gs, gd = self.vs_grid, self.vd_grid
+        ns, nd = gs.numel(), gd.numel()
+        xs = ((vs - gs[0]) / (gs[-1] - gs[0]) * (ns - 1)).clamp(0, ns - 1)
+        xd = ((vd - gd[0]) / (gd[-1] - gd[0]) * (nd - 1)).clamp(0, nd - 1)
+        i0 = xs.detach().floor().clamp(max=ns - 2).long(); j0 = xd.detach().floor().clamp(max=nd - 2).long()
+        ts, td = xs - i0, xd - j0
+        R = self.resid
+        r00 = R[k, j0, i0]; r01 = R[k, j0, i0 + 1]; r10 = R[k, j0 + 1, i0]; r11 = R[k, j0 + 1, i0 + 1]
+        return (r00 * (1 - ts) * (1 - td) + r01 * ts * (1 - td) + r10 * (1 - ts) * td + r11 * ts * td)
+
+    def _current_mag(self, k, vs, vd):
+        a, s, o = self.amp[k], self.slope[k], self.off[k]
+        return a * torch.tanh(s * (vs - vd - o)) + self._interp(k, vs, vd)
+
+    def current_hw(self, codes, vs, vd):
+        """Current (A) taken from s and put into d, for integer codes (shape broadcastable to vs, e.g. (E, 1)
+        for edge-major (E, B) voltages in volts). Differentiable in vs and vd."""
+        codes = torch.as_tensor(codes, device=vs.device)
+        if codes.dim() == 1 and vs.dim() == 2 and codes.shape[0] == vs.shape[0]:
+            codes = codes[:, None]
+        codes = torch.broadcast_to(codes, vs.shape).long()
+        kmax = self.amp.numel() - 1
+        if torch.any(codes.abs() > kmax):
+            raise ValueError(f"{self.cell}/{self.corner}: codes must be within +-{kmax}")
+        mag = codes.abs()
+        neg = codes < 0
+        vs_, vd_ = vs.to(self.amp.dtype), vd.to(self.amp.dtype)
+        pos_i = self._current_mag(mag, vs_, vd_)
+        if bool(neg.any()):
+            neg_i = -self._current_mag(mag, vd_, vs_)
+            pos_i = torch.where(neg, neg_i, pos_i)
+        return pos_i.to(vs.dtype)
+
+    def law(self, i_u: float, v_u: float, v_cm: float):
+        """A Law.fn-like callable in SW units: fn(codes, vs, vd) -> i (I_u units), v_hw = v_cm + v_u v."""
+        def fn(codes, vs, vd):
+            if torch.is_floating_point(torch.as_tensor(codes)):
+                codes = torch.round(torch.as_tensor(codes)).long()
+            codes = torch.as_tensor(codes)
+            if codes.dim() == 2 and codes.shape[0] == 1:        # (1, E) row like Law params -> (E,)
+                codes = codes[0]
+            return self.current_hw(codes, v_cm + v_u * vs, v_cm + v_u * vd) / i_u
+        return fn
