@@ -47,14 +47,22 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
     import torch
     from .model import KirchhoffNet, Period, import_official, load_model, save_model, topology
     source = cfg.get("source", "spec")
-    if source == "official":
+    result_extra = {}
+    if source == "train":
+        model, result_extra = _train_regression(cfg.get("train", {}) or {}, out)
+    elif source == "official":
         model = import_official(ctx.path(cfg["checkpoint"]), ctx.path(cfg["config"]))
     elif source == "kchip":
         model = load_model(ctx.path(cfg["file"]))
     elif source == "spec":
         torch.manual_seed(int(cfg.get("seed", 0)))
         periods = []
+        if not cfg.get("periods"):
+            raise ValueError("flow.yaml: model.periods: a 'spec' model needs a non-empty list of periods")
         for i, p in enumerate(cfg["periods"]):
+            for key in ("topology", "law", "t_len"):
+                if key not in p:
+                    raise ValueError(f"flow.yaml: model.periods[{i}]: missing required key {key!r}")
             w = f"flow.yaml: model.periods[{i}]"
             edges = topology.generate(p["topology"], p.get("args"), w)
             per = Period(edges[:, :2], p["law"], float(p["t_len"]), where=w)
@@ -63,11 +71,101 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
             periods.append(per)
         model = KirchhoffNet(periods, projector=cfg.get("projector"), solver=cfg.get("solver"))
     else:
-        raise ValueError(f"flow.yaml: model.source: unknown source {source!r} (official | kchip | spec)")
+        raise ValueError(f"flow.yaml: model.source: unknown source {source!r} (train | official | kchip | spec)")
     save_model(model, out / "model.kchip")
-    return {"model": str((out / "model.kchip").relative_to(ctx.root)), "periods": len(model.periods),
+    return {**result_extra, "model": str((out / "model.kchip").relative_to(ctx.root)), "periods": len(model.periods),
             "nodes": [p.num_nodes for p in model.periods], "edges": [p.num_edges for p in model.periods],
             "params": model.num_params(), "law": model.periods[0].law.name}
+
+
+def _train_regression(cfg: Dict[str, Any], out: Path):
+    """Train the paper's one-FC-layer Eq. 10 regression model (kchip.tasks.regression); keeps the test split
+    in data.npz for the later stages' task metric."""
+    import torch
+    from .tasks.regression import build_regression_model, load_data, train
+    torch.set_num_threads(int(cfg.get("threads", 1)))        # small model: one thread is fastest
+    dataset = cfg.get("dataset", "diabetes")
+    data = load_data(dataset)
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    model = build_regression_model(data[0].shape[1], cfg.get("size", "small"))
+    metrics = train(model, data, epochs=int(cfg.get("epochs", 60)), batch=int(cfg.get("batch", 64)),
+                    lr=float(cfg.get("lr", 5e-4)), seed=int(cfg.get("seed", 0)), run_dir=out / "run",
+                    progress=bool(cfg.get("progress", True)))
+    np.savez(out / "data.npz", x_train=data[0].numpy(), y_train=data[1].numpy(), x_test=data[2].numpy(),
+             y_test=data[3].numpy())
+    return model, {"task": f"regression:{dataset}", "data": str((out / "data.npz").relative_to(out.parent)),
+                   "test_mse": metrics["test_mse"], "epochs": metrics.get("epochs")}
+
+
+def _data(ctx: FlowContext):
+    rel = ctx.results["model"].get("data")
+    return np.load(ctx.root / rel) if rel else None
+
+
+def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    """Map to hardware scaling (calibrated on training inputs) and quantize to cell codes -> chip.json."""
+    import torch
+    from .hw.mapping import map_model
+    from .model import load_model
+    from .quantize.core import quantize_model
+    model = load_model(ctx.root / ctx.results["model"]["model"])
+    data = _data(ctx)
+    if data is not None:
+        calib = torch.tensor(data["x_train"][: int(cfg.get("calib", 256))])
+    else:
+        calib = torch.tensor(np.load(ctx.root / ctx.results["forward"]["inputs"]))
+    target = cfg.get("target", {"kind": "latency", "value": 1e-6})
+    scaling = map_model(model, calib, target=target)
+    bits = {"gm": int(cfg.get("bits_gm", 6)), "bias": int(cfg.get("bits_bias", 6))}
+    q = quantize_model(model, scaling, bits=bits, strict=bool(cfg.get("strict", False)), name=ctx.name)
+    q.spec.save(out / "chip.json")
+    res = {"chipspec": str((out / "chip.json").relative_to(ctx.root)), "bits": bits,
+           "v_u": scaling.v_u, "i_u": scaling.i_u, "c_f": scaling.c_f, "tau_s": scaling.tau_s,
+           "clipped": q.report.get("clipped_total"), "warnings": scaling.report.get("warnings", [])}
+    if data is not None:
+        x, y = torch.tensor(data["x_test"]).double(), torch.tensor(data["y_test"]).double()
+        with torch.no_grad():
+            res["test_mse_L0"] = float(((model.double()(x) - y) ** 2).mean())
+            res["test_mse_L1"] = float(((q.model(x) - y) ** 2).mean())
+    return res
+
+
+def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    from .netlist import write_netlist
+    level = cfg.get("level", "ideal")
+    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level)
+    return {"netlist": str(path.relative_to(ctx.root)), "level": level}
+
+
+def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
+    """ngspice on test inputs; error vs L1 and L0 in % of full scale, and the task metric on the chip."""
+    import torch
+    from .model import load_model
+    from .quantize.chipspec import ChipSpec
+    from .quantize.core import realized_model
+    from .sim.simulate import compare, simulate
+    spec = ChipSpec.load(ctx.root / ctx.results["quantize"]["chipspec"])
+    n = int(cfg.get("num_inputs", 16))
+    data = _data(ctx)
+    if data is not None:
+        x, y_true = data["x_test"][:n].astype(np.float64), data["y_test"][:n].astype(np.float64)
+    else:
+        x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
+    y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
+                       jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out)
+    np.save(out / "outputs.npy", y)
+    tight = dict(rtol=1e-9, atol=1e-11)
+    with torch.no_grad():
+        l1 = realized_model(spec)(torch.tensor(x), **tight).numpy()
+        l0 = load_model(ctx.root / ctx.results["model"]["model"]).double()(torch.tensor(x), **tight).numpy()
+    res = {"inputs": n, "ngspice_s": sum(info["wall_s"]),
+           "vs_L1": {k: v for k, v in compare(y, l1).items() if k != "per_output"},
+           "vs_L0": {k: v for k, v in compare(y, l0).items() if k != "per_output"}}
+    if y_true is not None:
+        res["mse_chip"] = float(np.mean((y - y_true) ** 2))
+        res["mse_L1"] = float(np.mean((l1 - y_true) ** 2))
+        res["mse_L0"] = float(np.mean((l0 - y_true) ** 2))
+    return res
 
 
 def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
@@ -102,7 +200,9 @@ def stage_report(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, 
 STAGES: Dict[str, Any] = {
     "model": stage_model,
     "forward": stage_forward,
-    "quantize": "kchip.quantize.flow:stage_quantize",
+    "quantize": stage_quantize,
+    "netlist": stage_netlist,
+    "simulate": stage_simulate,
     "report": stage_report,
 }
 
@@ -129,9 +229,9 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False) 
         if key not in cfg:
             raise ValueError(f"{flow_file}: missing required key {key!r}")
     ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent)
+    fns = [_resolve(stage) for stage in cfg["stages"]]       # refuse unknown stages before running any
     upstream = ""
-    for i, stage in enumerate(cfg["stages"], start=1):
-        fn = _resolve(stage)
+    for i, (stage, fn) in enumerate(zip(cfg["stages"], fns), start=1):
         section = cfg.get(stage, {}) or {}
         key = hashlib.sha256(json.dumps([stage, section, upstream], sort_keys=True, default=str).encode()).hexdigest()
         out = ctx.stage_dir(i, stage)

@@ -1,0 +1,54 @@
+"""`kchip flow`: stages run in order, results are cached per stage, a changed section re-runs downstream."""
+import json
+import shutil
+
+import pytest
+import yaml
+
+from kchip.flow import run_flow
+
+FLOW = {
+    "name": "tiny",
+    "stages": ["model", "forward", "quantize", "netlist", "simulate", "report"],
+    "model": {"source": "spec", "seed": 1,
+              "periods": [{"topology": "fc", "args": {"num_node": 2}, "law": "tanh_lin", "t_len": 0.5,
+                           "init_scale": 0.5}]},
+    "forward": {"num_inputs": 4, "seed": 0},
+    "quantize": {"bits_gm": 8, "bits_bias": 8},
+    "simulate": {"num_inputs": 3, "chunk": 3, "jobs": 1},
+}
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_flow_runs_caches_and_reruns(tmp_path, capsys):
+    f = tmp_path / "flow.yaml"
+    f.write_text(yaml.safe_dump(FLOW))
+    res = run_flow(f, tmp_path / "build")
+    assert res["forward"]["roundtrip_max_abs_error"] < 1e-6
+    assert res["simulate"]["vs_L1"]["rms_pct_fs"] <= 0.5
+    report = json.loads((tmp_path / "build" / "tiny" / "06-report" / "report.json").read_text())
+    assert set(report["stages"]) == {"model", "forward", "quantize", "netlist", "simulate"}
+    capsys.readouterr()
+    run_flow(f, tmp_path / "build")
+    assert capsys.readouterr().out.count("cached") == 6
+    FLOW2 = dict(FLOW, quantize={"bits_gm": 7, "bits_bias": 7})
+    f.write_text(yaml.safe_dump(FLOW2))
+    run_flow(f, tmp_path / "build")
+    out = capsys.readouterr().out
+    assert out.count("cached") == 2 and "03 quantize: running" in out and "05 simulate: running" in out
+
+
+def test_flow_errors(tmp_path):
+    f = tmp_path / "flow.yaml"
+    f.write_text(yaml.safe_dump({"name": "x", "stages": ["model", "polish"]}))
+    with pytest.raises(ValueError, match="stages: unknown stage 'polish'"):
+        run_flow(f, tmp_path / "b")
+    f.write_text(yaml.safe_dump({"stages": ["model"]}))
+    with pytest.raises(ValueError, match="flow.yaml: missing required key 'name'"):
+        run_flow(f, tmp_path / "b")
+    f.write_text(yaml.safe_dump({"name": "x", "stages": ["model"], "model": {"source": "magic"}}))
+    with pytest.raises(ValueError, match="model.source: unknown source 'magic'"):
+        run_flow(f, tmp_path / "b")
+    f.write_text(yaml.safe_dump({"name": "x", "stages": ["model"], "model": {"periods": [{"law": "eq10"}]}}))
+    with pytest.raises(ValueError, match=r"model.periods\[0\]: missing required key 'topology'"):
+        run_flow(f, tmp_path / "b")
