@@ -60,3 +60,16 @@ def test_from_cells_table_mirrors_magnitude_codes():
     g = tabs["relu_diff.gain"]
     assert g.codes == [-3, -2, -1, 0, 1, 2, 3] and g.values[-1] == 2.9e-6 and g.values[0] == -2.9e-6
     assert tabs["relu_diff.bias"].values == [-1e-9, 0.0, 1e-9]
+
+
+def test_from_cells_table_refuses_non_programmable_parameter():
+    class CP:
+        def __init__(self, c, v):
+            self.codes, self.values = np.asarray(c), np.asarray(v)
+
+    class CT:  # slope nearly constant over the codes: not a programmable slope
+        cell, corner, units, meta = "tanh_diff", "tt", {"slope": "1/V"}, {}
+        params = {"slope": CP([0, 1, 2], [12.1, 12.7, 12.5])}
+
+    with pytest.raises(ValueError, match="'slope' does not increase with its code"):
+        from_cells_table(CT())

@@ -31,7 +31,9 @@ def _add(p):
     p.add_argument("--pdk", default="sky130")
     p.add_argument("--corner", default="tt")
     p.add_argument("--tables", default=None,
-                   help="JSON of measured code tables {'<cell>.<param>': CodeTable dict} used unchanged")
+                   help="measured code tables used unchanged: comma-separated JSON files, each either "
+                        "{'<cell>.<param>': CodeTable dict} or a kchip.cells characterized table "
+                        "(characterization/<cell>/<corner>.json)")
 
 
 def _target(s: str):
@@ -72,14 +74,32 @@ def _run(args) -> int:
             raise ValueError("--calib: calibration inputs are needed with --task none")
         if not Path(args.calib).exists():
             raise FileNotFoundError(f"{args.calib}: calibration file not found")
-        x = torch.as_tensor(np.load(args.calib), dtype=torch.float64)
+        try:
+            x = torch.as_tensor(np.load(args.calib), dtype=torch.float64)
+        except Exception as exc:  # noqa: BLE001 - re-raised naming the file
+            raise ValueError(f"{args.calib}: cannot read as a .npy array: {exc}") from None
         if x.ndim != 2:
             raise ValueError(f"{args.calib}: expected (batch, n_in), got shape {tuple(x.shape)}")
         calib, n_in = {"forward": x}, x.shape[1]
     tables = None
     if args.tables:
-        raw = json.loads(Path(args.tables).read_text())
-        tables = {k: CodeTable.from_dict(v, f"{args.tables}: {k}") for k, v in raw.items()}
+        tables = {}
+        for f in args.tables.split(","):
+            if not Path(f).exists():
+                raise FileNotFoundError(f"{f}: code table file not found")
+            raw = json.loads(Path(f).read_text())
+            if "cell" in raw and "params" in raw:             # a kchip.cells characterized table
+                from kchip.cells.tables import CodeTable as CellsCodeTable
+                from .tables import from_cells_table
+                ignored = []
+                got = from_cells_table(CellsCodeTable.from_dict(raw), ignored=ignored)
+                if not got:
+                    raise ValueError(f"{f}: none of its parameters ({', '.join(ignored)}) has a counterpart in the "
+                                     f"KirchhoffNet laws' parameters (see docs/quantize.md, code tables)")
+                print(f"{f}: measured tables {', '.join(got)}; not used: {', '.join(ignored) or '-'}")
+                tables.update(got)
+            else:
+                tables.update({k: CodeTable.from_dict(v, f"{f}: {k}") for k, v in raw.items()})
     scaling = map_model(model, calib, lim, _target(args.target))
     bits = {"gm": args.bits_gm, "bias": args.bits_bias}
     prov = {"source_file": str(args.model), "source_file_sha256": file_sha256(args.model)}

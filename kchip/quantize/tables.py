@@ -172,20 +172,30 @@ _CELLS_PARAM_MAP = {("relu_diff", "gain", "A/V"): "gain", ("relu_diff", "gain", 
                     ("relu_diff", "bias", "A"): "bias", ("tanh_diff", "slope", "1/V"): "slope"}
 
 
-def from_cells_table(ct, bits: int = None) -> Dict[str, "CodeTable"]:
+def from_cells_table(ct, bits: int = None, ignored: list = None) -> Dict[str, "CodeTable"]:
     """Convert a `kchip.cells.tables.CodeTable` (one cell kind, several parameters, HW units) into our
     {"<cell>.<param>": CodeTable}, values unchanged. A magnitude-only table (codes >= 0) is mirrored to
-    sign-magnitude (the sign comes from swapping inputs / sink and source, ARCHITECTURE §3)."""
+    sign-magnitude (the sign comes from swapping inputs / sink and source, ARCHITECTURE §3). Parameters without
+    a counterpart in the law are appended to `ignored` (a list) when given."""
     from kchip.hw.kinds import CELL_KINDS
     out = {}
     units = dict(getattr(ct, "units", {}) or {})
     for pname, cp in ct.params.items():
         ours = _CELLS_PARAM_MAP.get((ct.cell, pname, units.get(pname, "")))
         if ours is None:
+            if ignored is not None:
+                ignored.append(f"{ct.cell}.{pname} [{units.get(pname, '?')}]")
             continue
         kind = dict((n, k) for _, n, k in CELL_KINDS[ct.cell].params)[ours]
         codes = [int(c) for c in np.asarray(cp.codes)]
         values = [float(v) for v in np.asarray(cp.values)]
+        order = np.argsort(codes)
+        v_sorted = np.asarray(values)[order]
+        if not np.all(np.diff(v_sorted) > 0):
+            raise ValueError(
+                f"kchip.cells table {ct.cell}/{getattr(ct, 'corner', '?')}: parameter {pname!r} does not increase "
+                f"with its code ({', '.join(f'{v:.4g}' for v in v_sorted[:6])}, ...): it is not a programmable "
+                f"{kind}, so it cannot realize the law's {ours!r} parameter (the KirchhoffNet law needs it per edge)")
         if min(codes) >= 0:
             pos = [(c, v) for c, v in zip(codes, values) if c > 0]
             codes = [-c for c, _ in pos[::-1]] + codes
