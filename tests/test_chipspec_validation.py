@@ -47,6 +47,7 @@ CASES = [
     ("tables['tanh_lin.offset'].values[4]", lambda d: d["tables"]["tanh_lin.offset"]["values"].__setitem__(3, 99.0)),
     ("periods[0].law", lambda d: d["periods"][0].update(law="sigmoid")),
     ("edges[0].codes", lambda d: d["edges"][0]["codes"].pop()),
+    ("edges[3].values[0]", lambda d: d["edges"][3]["values"].__setitem__(0, d["edges"][3]["values"][0] + 1e-3)),
 ]
 
 

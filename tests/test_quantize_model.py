@@ -188,3 +188,11 @@ def test_cli_quantize(tmp_path):
     assert main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
                  str(tmp_path / "x.npy"), "--bits-gm", "0"]) == 1
 
+
+
+def test_mismatch_aware_finetune_plumbing():
+    m = _model()
+    sc, r = _q(m, 4, respect_limits=False)
+    ft = finetune(m, sc, r.spec.tables, _Toy(m), epochs=1, lr=0.0, mismatch=(0.02, 0.01))
+    assert type(ft.periods[0]) is Period and not parametrize.is_parametrized(ft.periods[0], "param")
+    assert torch.equal(ft.periods[1].param, m.periods[1].param)

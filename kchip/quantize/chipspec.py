@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from kchip.hw.kinds import CELL_KINDS, LAW_TO_CELL
+from kchip.hw.kinds import CELL_KINDS, LAW_TO_CELL, kind_factor
 from kchip.hw.mapping import Scaling
 from kchip.model.laws import LAWS
 
@@ -248,6 +248,7 @@ def _parse(d, where: str) -> ChipSpec:
         raise ValueError(f"{where}.periods: at least one period is needed")
 
     edges: List[EdgeSpec] = []
+    luts: Dict[str, Dict[int, float]] = {}
     for i, e in enumerate(raw_edges):
         ew = f"{where}.edges[{i}]"
         _obj(e, ew, ("id", "period", "src", "dst", "cell", "codes", "values"))
@@ -282,9 +283,14 @@ def _parse(d, where: str) -> ChipSpec:
             if not lo <= c <= hi:
                 raise ValueError(f"{ew}.codes[{j}]: code {c} of {key} is out of its {t.bits}-bit"
                                  f"{' + sign' if t.signed else ''} width [{lo}, {hi}]")
-            if c not in t.codes:
+            lut = luts.setdefault(key, dict(zip(t.codes, t.values)))
+            if c not in lut:
                 raise ValueError(f"{ew}.codes[{j}]: code {c} is not in table {key!r}")
-            _num(values[j], f"{ew}.values[{j}]")
+            v = _num(values[j], f"{ew}.values[{j}]")
+            want = lut[c] / kind_factor(kind, scaling.v_u, scaling.i_u)
+            if abs(v - want) > 1e-9 * max(abs(want), 1e-12):
+                raise ValueError(f"{ew}.values[{j}]: {v!r} is not the value code {c} of {key} realizes "
+                                 f"({want!r} in SW units)")
         edges.append(EdgeSpec(i, k, e["src"], e["dst"], cell, list(codes), list(values)))
     for k, per in enumerate(periods):
         for j, eid in enumerate(per.edges):

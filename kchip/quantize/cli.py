@@ -21,6 +21,8 @@ def _add(p):
     p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
                    help="quantization-aware fine-tuning (straight-through estimator) for EPOCHS epochs")
     p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate")
+    p.add_argument("--mismatch-aware", action="store_true",
+                   help="fine-tune on a fresh mismatch draw (--sigma-gm, --sigma-offset) every step")
     p.add_argument("--task", default="auto", help="twomoon | regression:<dataset> | auto (from the model) | none")
     p.add_argument("--calib", default=None, help="calibration inputs .npy (forward direction) when --task none")
     p.add_argument("--mc", type=int, default=0, metavar="DRAWS", help="Monte Carlo mismatch draws (>= 50 advised)")
@@ -123,10 +125,13 @@ def _run(args) -> int:
               f"output error RMS {summary['L1_output_error']['rms_pct_fs']:.3f} % FS, "
               f"max {summary['L1_output_error']['max_pct_fs']:.3f} % FS")
         if args.finetune > 0:
-            ft = finetune(model, scaling, res.spec.tables, task, args.finetune, lr=args.lr, log=print)
+            ft = finetune(model, scaling, res.spec.tables, task, args.finetune, lr=args.lr, log=print,
+                          mismatch=(args.sigma_gm, args.sigma_offset) if args.mismatch_aware else None)
             res = quantize_model(ft, scaling, lim, bits, res.spec.tables, strict=args.strict, num_inputs=n_in,
                                  name=Path(args.model).stem, corner=args.corner,
-                                 provenance=dict(prov, finetune_epochs=args.finetune, finetune_lr=args.lr))
+                                 provenance=dict(prov, finetune_epochs=args.finetune, finetune_lr=args.lr,
+                                                 mismatch_aware=bool(args.mismatch_aware)),
+                                 respect_limits=not args.ideal_cells)
             summary["finetuned_metric"] = task.metric(res.model)
             print(f"{task.metric_name} after {args.finetune} fine-tuning epochs: {summary['finetuned_metric']:.5g}")
         if args.mc > 0:

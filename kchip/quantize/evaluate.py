@@ -158,20 +158,53 @@ def get_task(name: str, model: Optional[KirchhoffNet] = None, **kw) -> Task:
 
 
 # ---- STE fine-tuning -------------------------------------------------------------------------------------------
+class _GmNoise(torch.nn.Module):
+    """Parametrization: gm/slope rows x (1 + sigma * eps), eps redrawn by the fine-tuning loop each step."""
+
+    def __init__(self, rows, shape, sigma, dtype):
+        super().__init__()
+        mask = torch.zeros(shape, dtype=dtype)
+        mask[list(rows)] = 1.0
+        self.register_buffer("mask", mask)
+        self.register_buffer("eps", torch.zeros(shape, dtype=dtype))
+        self.sigma = sigma
+
+    def forward(self, p):
+        return p * (1 + self.sigma * self.eps * self.mask)
+
+
 def finetune(model: KirchhoffNet, scaling, tables, task: Task, epochs: int, lr: float = 1e-3, seed: int = 0,
-             log: Optional[Callable[[str], None]] = None) -> KirchhoffNet:
+             log: Optional[Callable[[str], None]] = None, mismatch: Optional[tuple] = None) -> KirchhoffNet:
     """Quantization-aware fine-tuning: a copy of `model` is trained with its parameters quantized to `tables` in
     the forward pass (straight-through estimator). Returns the fine-tuned float (latent) model; quantize it with
-    the same tables."""
+    the same tables. `mismatch=(sigma_gm, sigma_offset)`: mismatch-aware training, every step sees a fresh Monte
+    Carlo draw (gm/slope x (1 + sigma_gm N), edge offsets sigma_offset N in units of I_u) on top of the codes."""
     from .core import attach_ste, detach_ste
     from kchip.model import model_from_dict, model_to_dict
+    import torch.nn.utils.parametrize as parametrize
     m = model_from_dict(model_to_dict(model)).to(_dtype(model))     # a fresh copy (deepcopy trips on caches)
+    noise = []
+    if mismatch:
+        sg, so = float(mismatch[0]), float(mismatch[1])
+        periods = [OffsetPeriod(p.edges, p.law.name, p.t_len, param=p.param.detach(), num_nodes=p.num_nodes,
+                                offset=torch.zeros(p.num_edges, dtype=p.param.dtype)) for p in m.periods]
+        m = KirchhoffNet(periods, projector=m.projector, solver=m.solver, meta=m.meta)
     attach_ste(m, scaling, tables)
+    if mismatch:
+        for p in m.periods:
+            rows = [r for r, _, kind in cell_for_law(p.law.name).params if kind in ("gm", "slope")]
+            nz = _GmNoise(rows, tuple(p.param.shape), sg, p.param.dtype)
+            parametrize.register_parametrization(p, "param", nz)
+            noise.append((p, nz))
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
     gen = torch.Generator().manual_seed(seed)
+    mgen = torch.Generator().manual_seed(seed + 1)
     for ep in range(epochs):
         tot, n = 0.0, 0
         for batch in task.batches(ep, gen):
+            for p, nz in noise:
+                nz.eps.copy_(torch.randn(nz.eps.shape, generator=mgen, dtype=nz.eps.dtype))
+                p.offset.copy_(so * torch.randn(p.offset.shape, generator=mgen, dtype=p.offset.dtype))
             opt.zero_grad()
             loss = task.loss(m, batch)
             loss.backward()
@@ -180,6 +213,8 @@ def finetune(model: KirchhoffNet, scaling, tables, task: Task, epochs: int, lr: 
         if log:
             log(f"finetune epoch {ep + 1}/{epochs}: loss {tot / max(n, 1):.5g}")
     detach_ste(m)
+    if mismatch:
+        m = model_from_dict(model_to_dict(m)).to(_dtype(model))      # plain Periods again
     return m
 
 
