@@ -54,7 +54,7 @@ class CellKind:
 
 KINDS: Dict[str, CellKind] = {
     "tanh_diff": CellKind("tanh_diff", family="tanh"),
-    "relu_diff": CellKind("relu_diff", bits=4, obits=4, family="relu"),
+    "relu_diff": CellKind("relu_diff", bits=4, obits=4, family="relu", step=0.05),
 }
 
 
@@ -338,7 +338,8 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
     for j, c in enumerate(table.codes):
         if c % 3 != 0 and c != table.codes[-1]:
             continue
-        ax[0].plot(dv * 1e3, table.i_d[j, mid] * 1e9, lw=1, label=f"code {c}")
+        lab = f"code {c}" if kind.family == "tanh" else "code %d,%d" % tuple(s["combos"][j])
+        ax[0].plot(dv * 1e3, table.i_d[j, mid] * 1e9, lw=1, label=lab)
     ax[0].set_xlabel("vs - vd [mV] (vd = v_cm)"); ax[0].set_ylabel("I into d [nA]")
     ax[0].set_title(f"{table.cell} {table.corner}"); ax[0].legend(fontsize=6)
     VS, VD = np.meshgrid(table.vs, table.vd)
@@ -346,8 +347,12 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
         amp = table.codes * kind.i_unit
         ideal = amp[:, None, None] * np.tanh(s["slope_per_V"] * (VS - VD))[None]
     else:
-        ideal = codetab.meta["ideal_fn"](VS, VD) if "ideal_fn" in codetab.meta else np.zeros_like(table.i_d)
-    dev = np.max(np.abs(table.i_d - ideal), axis=0) / kind.i_fs * 100
+        half = 2 ** (kind.obits - 1)
+        cb = np.array(s["combos"])
+        a = cb[:, 0] / (2 ** kind.bits - 1)
+        b = (cb[:, 1] - half) * s["i_bias_unit_A"]
+        ideal = a[:, None, None] * np.maximum(s["gain_G0_A_per_V"] * (VS - VD)[None] + b[:, None, None], 0)
+    dev = np.max(np.abs(table.i_d - ideal), axis=0) / s.get("i_fs_A", kind.i_fs) * 100
     im = ax[1].imshow(dev, origin="lower", extent=[grid[0], grid[-1], table.vd[0], table.vd[-1]], aspect="auto")
     fig.colorbar(im, ax=ax[1], label="max over codes |I - ideal| [% FS]")
     ax[1].set_xlabel("vs [V]"); ax[1].set_ylabel("vd [V]")

@@ -54,7 +54,8 @@ def edge_pins(bits: int, obits: int = 0) -> List[str]:
 
 
 def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias",
-             w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0) -> Subckt:
+             w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0,
+             c_dec: float = 2e-12) -> Subckt:
     """Bias generator shared by the cells. The reference (unit) current iref flows into a diode-connected
     unit nfet whose gate is the bias line vbn (every DAC leg copies it). Two more unit copies bias the
     cascode lines: vcn = V_GS of a long, narrow diode nfet at 4 I_unit (~0.7 V) and vcp = vdd - V_SG
@@ -71,9 +72,15 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
              f("pfet_lvt", "MCN2", "pm", "pm", "vdd", "vdd", 2.0, 2.0),
              f("pfet_lvt", "MCN3", "vcn", "pm", "vdd", "vdd", 8.0, 2.0),
              f("nfet", "MCN", "vcn", "vcn", "vss", "vss", w_cn, l_cn),
-             f".ends {name}"]
+             "* decoupling of the shared bias lines (MIM), so that cells switching on do not kick them"]
+    if c_dec > 0:
+        cap = pdk.device("mimcap")
+        side = (c_dec / float(cap["c_area_f_per_um2"])) ** 0.5 - float(cap.get("dw_um", 0))
+        for net, rail in (("vbn", "vss"), ("vcn", "vss"), ("vcp", "vdd")):
+            lines.append(f"XD{net} {net} {rail} {cap['name']} w={side:.3f} l={side:.3f}")
+    lines += [f".ends {name}"]
     return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vdd", "vss"], "\n".join(lines),
-                  dict(w_u=w_u, l_u=l_u))
+                  dict(w_u=w_u, l_u=l_u, c_dec=c_dec))
 
 
 def _dac(pdk: Pdk, p: dict, out: str, bits: List[str], prefix: str) -> List[str]:

@@ -10,7 +10,8 @@ residual table R[code](vd, vs) = measured - fit, bilinearly interpolated on the 
 points the surrogate equals the table; in between, interpolating the small, smooth residual (not the steep
 tanh itself) keeps the error well below the residual's size. Outside the grid the residual is clamped to
 the border and the analytic part extrapolates.
-Signs: a negative code is the same cell with swapped inputs: i = -I(|code|, vd, vs).
+Signs: a negative code is the same cell with swapped gate inputs, evaluated as I(|code|, vd, vs) (gate
+part exact; the output mirrors' small dependence on the pin voltages is taken mirrored - an approximation).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class CellSurrogate(torch.nn.Module):
         vs_, vd_ = vs.to(self.amp.dtype), vd.to(self.amp.dtype)
         pos_i = self._current_mag(mag, vs_, vd_)
         if bool(neg.any()):
-            neg_i = -self._current_mag(mag, vd_, vs_)
+            neg_i = self._current_mag(mag, vd_, vs_)   # gates swapped: tanh(k (vd - vs))
             pos_i = torch.where(neg, neg_i, pos_i)
         return pos_i.to(vs.dtype)
 

@@ -38,8 +38,12 @@ def _node_cap_measured(pdk: Pdk, kind, code: int, corner: str, c_mim: L.Subckt, 
 
 
 def one_node_transient(kind_name: str = "tanh_diff", code: int = 15, corner: str = "tt",
-                       pdk: Optional[Pdk] = None, c_farad: float = 500e-15, v_in: Optional[float] = None,
-                       v0: Optional[float] = None, t_end: float = 1e-6, table: Optional[CodeTable] = None) -> dict:
+                       pdk: Optional[Pdk] = None, c_farad: float = 2e-12, v_in: Optional[float] = None,
+                       v0: Optional[float] = None, t_end: float = 3e-6, table: Optional[CodeTable] = None,
+                       mode: str = "enable") -> dict:
+    """mode "enable": cell enabled at t = 0 (node starts at v0, ARCHITECTURE §3 period start);
+    mode "release": cell enabled long before, node held at v0 by the reset switch (kc_switch to a v0
+    source) and released at t = 0 - separates the cell's dynamic accuracy from its enable latency."""
     from scipy.integrate import solve_ivp
     pdk = pdk or load_pdk()
     kind = KINDS[kind_name]
@@ -53,8 +57,15 @@ def one_node_transient(kind_name: str = "tanh_diff", code: int = 15, corner: str
     cap = L.node_cap(pdk, c_farad)
     sub = kind.subckt(pdk)
     lines = _header(pdk, kind, corner, sub, f"one-node transient code {code}")
-    lines = [ln.replace(f"Ven en 0 {pdk.vdd}", f"Ven en 0 pulse(0 {pdk.vdd} 0 1n 1n 1 2)") for ln in lines]
-    lines += [cap.text, f"Vs s 0 dc {v_in}", "XC n 0 " + cap.name, f".ic v(n)={v0}"]
+    if mode == "enable":
+        lines = [ln.replace(f"Ven en 0 {pdk.vdd}", f"Ven en 0 pulse(0 {pdk.vdd} 0 1n 1n 1 2)") for ln in lines]
+        lines += [cap.text, f"Vs s 0 dc {v_in}", "XC n 0 " + cap.name, f".ic v(n)={v0}"]
+    elif mode == "release":
+        sw = L.switch(pdk, w=4.0)
+        lines += [cap.text, sw.text, f"Vs s 0 dc {v_in}", "XC n 0 " + cap.name, f"Vr r 0 dc {v0}",
+                  f"Vg g 0 pulse({pdk.vdd} 0 0 1n 1n 1 2)", f"XSW n r g 0 {sw.name}"]
+    else:
+        raise ValueError(f"mode must be 'enable' or 'release', got {mode!r}")
     lines += _inst(kind, sub, "a", code, 0, s="s", d="n")
     lines += [f".tran {t_end / 500:.3e} {t_end:.3e}", ".end"]
     tr = run_deck("\n".join(lines), cell=kind.name, point=f"one-node transient code {code}").plots[0]
@@ -70,7 +81,7 @@ def one_node_transient(kind_name: str = "tanh_diff", code: int = 15, corner: str
                         (0.0, t[-1]), [v0], t_eval=t, rtol=1e-9, atol=1e-12)
         return sol.y[0]
     swing = abs(v[-1] - v0)
-    out = dict(cell=kind.name, code=code, corner=corner, v_in=v_in, v0=v0, c_mim_F=cap.params["c"],
+    out = dict(cell=kind.name, code=code, corner=corner, mode=mode, v_in=v_in, v0=v0, c_mim_F=cap.params["c"],
                c_node_measured_F=c_node, swing_V=float(swing), t=t, v_spice=v)
     for tag, (a_, k_, o_) in {"table": (amp, k, off), "nominal": (amp_nom, k_cell, 0.0)}.items():
         for ctag, c in {"cnode": c_node, "cmim": cap.params["c"]}.items():

@@ -1,0 +1,177 @@
+"""ReLU edge cell, difference form, rectified in the current domain.
+
+    i(s->d) = (code/15) * relu(G0 (vs - vd) + (ocode - 2^(obits-1)) * I_ub)
+
+  - linear transconductor: nfet pair with split tails (2 x I_T, enable-gated) and a sky130 xhigh-poly
+    degeneration resistor between the sources: I_A - I_B ~ 2 (vs - vd) / (R + 2/gm) = G0 (vs - vd);
+  - the pair currents go to cascoded pfet_lvt diodes; node X receives I_A - I_B plus the bipolar bias DAC
+    ((ocode - 2^(obits-1)) I_ub, pfet source legs against a fixed nfet sink);
+  - X drives a diode-connected nfet (the rectifier: it only conducts the positive part), built of
+    2^bits - 1 unit devices; binary-weighted copies (magnitude code bits, each leg also behind an enable
+    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+from ..pdk import Pdk
+from . import library as L
+
+DEFAULTS = dict(bits=4, obits=4, w_in=4.0, l_in=1.0, w_u=2.0, l_u=8.0, tail_units=30, r_deg=530e3,
+                w_r=0.35, w_p=2.0, l_p=2.0, w_n=1.0, l_n=2.0, w_sw=1.0, l_sw=0.15, cascode=True, w_pc=2.0,
+                l_pc=1.0, w_nc=4.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, ub_units=2)
+
+
+def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
+    p = dict(DEFAULTS); p.update(kw)
+    n, m = int(p["bits"]), int(p["obits"])
+    name = name or f"kc_relu_diff_{'p' if sign > 0 else 'n'}{n}_{m}"
+    ga, gb = ("s", "d") if sign > 0 else ("d", "s")
+    f = lambda *a: L._fet(pdk, *a)
+    mir = lambda *a: L._mirror(pdk, p, *a)
+    res = pdk.device("res_xhigh")
+    rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
+    lr = p["r_deg"] / rs * wr
+    wt = p["w_u"] * p["tail_units"]
+    lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
+             f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit bipolar bias",
+             "* degenerated pair with split tails (enable-gated)",
+             f("nfet", "M1", "na", ga, "sa", "vss", p["w_in"], p["l_in"]),
+             f("nfet", "M2", "nb", gb, "sb", "vss", p["w_in"], p["l_in"]),
+             f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}",
+             f("nfet", "SEA", "sa", "en", "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
+             f("nfet", "SEB", "sb", "en", "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
+             f("nfet", "MTA", "ta", "vbn", "vss", "vss", wt, p["l_u"]),
+             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wt, p["l_u"]),
+             "* pfet diodes; into X: I_A - I_B",
+             *mir("pfet", "PA", "na", "na", "vdd", True), *mir("pfet", "PB", "nb", "nb", "vdd", True),
+             *mir("pfet", "PAX", "x", "na", "vdd", False),
+             *mir("pfet", "PBX", "nbx", "nb", "vdd", False),
+             *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
+             *mir("nfet", "NBS", "x", "nbx", "vss", False),
+             "* bipolar bias DAC: local pfet diode of ub_units units, binary pfet legs, fixed sink",
+             f("nfet", "BU", "pb", "vbn", "vss", "vss", p["w_u"] * p["ub_units"], p["l_u"]),
+             f("pfet_lvt", "BP", "pb", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)]
+    for k in range(m):
+        lines.append(f("pfet_lvt", f"BL{k}", f"bl{k}", "pb", "vdd", "vdd", p["w_p"] * 2 ** k, p["l_p"] * 2))
+        lines.append(f("pfet_lvt", f"BS{k}", "xe", f"o{k}b", f"bl{k}", "vdd", p["w_sw"] * 2 ** k, p["l_sw"] * 2.4))
+        # o{k}b = inverted bit (pfet switch on when the bit is 1): local inverter
+        lines.append(f("nfet", f"IN{k}", f"o{k}b", f"o{k}", "vss", "vss", 0.42, 0.15))
+        lines.append(f("pfet", f"IP{k}", f"o{k}b", f"o{k}", "vdd", "vdd", 0.42, 0.15))
+    half = 2 ** (m - 1)
+    lines += [f("nfet", "SXE", "xe", "en", "x", "vss", p["w_sw"] * 4, p["l_sw"]),
+              f("nfet", "BSK", "xk", "vbn", "vss", "vss", p["w_u"] * p["ub_units"] * half, p["l_u"]),
+              f("nfet", "BSKE", "x", "en", "xk", "vss", p["w_sw"] * 4, p["l_sw"]),
+              "* rectifier: diode nfet of 2^bits-1 units at X"]
+    units = 2 ** n - 1
+    lines.append(f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"] * units, p["l_o"]))
+    # output legs: sink from s, and sink from y (pfet mirror -> d)
+    for tgt, tag in (("s", "S"), ("y", "Y")):
+        for k in range(n):
+            top = f"o{tag}{k}c"
+            if p["cascode"]:
+                lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_nc"] * 2 ** k, p["l_nc"]))
+            else:
+                top = tgt
+            lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}e{k}", "vss", p["w_sw"] * 2 ** k, p["l_sw"]))
+            lines.append(f("nfet", f"O{tag}E{k}", f"o{tag}e{k}", "en", f"o{tag}u{k}", "vss", p["w_sw"] * 2 ** k,
+                           p["l_sw"]))
+            lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"] * 2 ** k, p["l_o"]))
+    lines += ["* pfet mirror y -> d", *mir("pfet", "PY", "y", "y", "vdd", True),
+              *mir("pfet", "PYD", "d", "y", "vdd", False), f".ends {name}"]
+    return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
+
+
+# ------------------------------------------------------------------------------------------ characterization
+def _combos(kind):
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    return [(c, half) for c in range(full + 1)] + [(full, o) for o in range(2 ** kind.obits) if o != half]
+
+
+def _fit_relu(dv, i):
+    """Least squares i = relu(g dv + b) -> (g, b); None if fewer than 3 conducting points."""
+    from scipy.optimize import least_squares
+    on = i > 0.01 * max(np.max(np.abs(i)), 1e-12)
+    if on.sum() < 3:
+        return None
+    g0, b0 = np.polyfit(dv[on], i[on], 1)
+    r = least_squares(lambda p: np.maximum(p[0] * dv + p[1], 0) - i, x0=[g0, b0], x_scale=[abs(g0) + 1e-9, 1e-7])
+    return float(r.x[0]), float(r.x[1])
+
+
+def char_relu(pdk, kind, corner, n_mc):
+    from .characterize import _header, _inst, REPO  # noqa: F401
+    from ..sim.ngspice import run_deck
+    from .tables import CellTable, CodeParam, CodeTable
+    sub = kind.subckt(pdk)
+    combos = _combos(kind)
+    lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
+    n = int(round((hi - lo) / kind.step)) + 1
+    lines = _header(pdk, kind, corner, sub, "DC surfaces") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
+    for c, o in combos:
+        lines += _inst(kind, sub, f"c{c}o{o}", c, o)
+    lines += _inst(kind, sub, "off", 2 ** kind.bits - 1, 2 ** kind.obits - 1, en="0")
+    lines += [f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {lo:.4f} {hi:.4f} {kind.step:.4f}", ".end"]
+    res = run_deck("\n".join(lines), cell=kind.name, point=f"DC surface grid at corner {corner}",
+                   expect_points=[n * n])
+    dc = res.plots[0]
+    grid = lo + kind.step * np.arange(n)
+    shp = (n, n)
+    i_d = np.stack([dc[f"i(vmdc{c}o{o})"].reshape(shp) for c, o in combos])
+    i_s = np.stack([dc[f"i(vmsc{c}o{o})"].reshape(shp) for c, o in combos])
+    i_dd = np.stack([dc[f"i(vddc{c}o{o})"].reshape(shp) for c, o in combos])
+    leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
+    VS, VD = np.meshgrid(grid, grid)
+    DV = VS - VD
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    i_ub = float(sub.params["ub_units"]) * kind.i_unit
+    a_nom = np.array([c / full for c, _ in combos])
+    b_nom = np.array([(o - half) * i_ub for _, o in combos])
+    from scipy.optimize import minimize_scalar
+
+    def ideal(G):
+        return a_nom[:, None, None] * np.maximum(G * DV[None] + b_nom[:, None, None], 0)
+    G0 = float(minimize_scalar(lambda G: np.sum((i_d - ideal(G)) ** 2), bounds=(1e-7, 2e-5), method="bounded").x)
+    Gs = np.linspace(0.8 * G0, 1.2 * G0, 161)
+    devs = [np.max(np.abs(i_d - ideal(G))) for G in Gs]
+    G_mm = float(Gs[int(np.argmin(devs))])
+    i_fs = float(np.max(np.abs(ideal(G_mm))))
+    dev = float(min(devs)) / i_fs
+    # per-combo fits
+    fits = [_fit_relu(DV.ravel(), i_d[j].ravel()) for j in range(len(combos))]
+    dev_fit = 0.0
+    for j, ft in enumerate(fits):
+        if ft is not None:
+            dev_fit = max(dev_fit, float(np.max(np.abs(i_d[j] - np.maximum(ft[0] * DV + ft[1], 0)))) / i_fs)
+    # code tables: gain per magnitude code (at the zero-bias offset code), bias per offset code (at full code)
+    gains, biases = [], []
+    for j, (c, o) in enumerate(combos):
+        if o == half:
+            gains.append((c, fits[j][0] if fits[j] else a_nom[j] * G_mm))
+    obs = [(o, fits[j][1]) for j, (c, o) in enumerate(combos) if c == full and fits[j]]
+    po = np.polyfit([x for x, _ in obs], [y for _, y in obs], 1) if len(obs) >= 2 else [i_ub, -half * i_ub]
+    for o in range(2 ** kind.obits):
+        f = dict(obs).get(o)
+        biases.append((o, f if f is not None else float(np.polyval(po, o))))
+    gains.sort(); biases.sort()
+    kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
+    table = CellTable(kind.name, corner, np.arange(len(combos)), grid, grid, i_d, i_s, i_dd, {})
+    summary = dict(cell=kind.name, corner=corner, i_fs_A=i_fs, i_unit_A=kind.i_unit, i_bias_unit_A=i_ub,
+                   vcm_V=kind.vcm, span_V=kind.span, grid_step_V=kind.step, grid_points=int(n * n),
+                   combos=[list(x) for x in combos], gain_G0_A_per_V=G_mm,
+                   max_dev_pct_fs=100 * dev, max_dev_percode_fit_pct_fs=100 * dev_fit,
+                   kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
+                   leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=res.wall_s, mc_n=0,
+                   ideal_law="i = (code/15) * relu(G0*(vs-vd) + (ocode-8)*I_ub)",
+                   supply_current_A={f"{c},{o}": float(i_dd[j, n // 2, n // 2]) for j, (c, o) in enumerate(combos)})
+    codetab = CodeTable(kind.name, corner, {
+        "gain": CodeParam([g[0] for g in gains], [g[1] for g in gains]),
+        "bias": CodeParam([b[0] for b in biases], [b[1] for b in biases])},
+        units={"gain": "A/V", "bias": "A"},
+        meta=dict(bits=kind.bits, obits=kind.obits, gain_G0_A_per_V=G_mm, i_bias_unit_A=i_ub,
+                  law="i(s->d) = (code/15) * relu(G0 (vs-vd) + bias[ocode]); gain[code] = code/15 * G0",
+                  table_index="CellTable codes index the (code, ocode) pairs in summary.combos",
+                  bias_note="bias[ocode] is measured at code 15; scaled by code/15 at other codes"))
+    return summary, table, codetab
