@@ -54,6 +54,7 @@ def _add_train(p):
     p.add_argument("--tol", type=float, default=None, help="training ODE solver rtol = atol (default per task)")
     p.add_argument("--init", default=None, help="start from this trained model (model.pt / checkpoint.pt) "
                    "of the same structure: fine-tuning")
+    p.add_argument("--anneal", type=int, default=0, help="density: epochs of potential annealing (0 = off)")
     p.add_argument("--clip", type=float, default=None, help="clip the gradient norm to this value")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the test metric every N epochs")
     p.add_argument("-o", "--out", default=None, help="run directory")
@@ -119,7 +120,7 @@ def _run_train(args) -> int:
         if args.init:
             _init_from(model, args.init)
         m = Dm.train(model, args.task, d["epochs"], d["iters"], d["batch"], d["lr"], args.seed, run_dir=out,
-                     resume=args.resume, progress=prog, solver=sol,
+                     resume=args.resume, progress=prog, solver=sol, anneal=args.anneal,
                      config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
         summary = {k: m[k] for k in ("params", "kl", "mass_in_box", "epoch_s_mean")}
         plot = out / "density.png"

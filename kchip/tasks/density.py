@@ -48,22 +48,28 @@ def kl_estimate(model: KirchhoffNet, name: str, n: int = 20000, seed: int = 123,
 
 def train(model: KirchhoffNet, name: str, epochs: int = 50, iters_per_epoch: int = 20, batch: int = 512,
           lr: float = 3e-3, seed: int = 0, run_dir=None, resume: bool = False, progress: bool = True,
-          solver: Optional[Dict] = None, scheduler: Optional[str] = "cosine", config: Optional[Dict] = None) -> Dict:
+          solver: Optional[Dict] = None, scheduler: Optional[str] = "cosine", config: Optional[Dict] = None,
+          anneal: int = 0) -> Dict:
+    """Reverse-KL training. `anneal` > 0: the potential is scaled by beta = min(1, 0.1 + 0.9 epoch / anneal)
+    during the first `anneal` epochs (a flatter target first, which helps the flow split onto both modes of
+    U1 instead of collapsing onto one); the reported KL is always for beta = 1."""
     if name not in POTENTIALS:
         raise ValueError(f"potential {name!r} unknown; known: {', '.join(POTENTIALS)}")
     u = POTENTIALS[name]
     sol = dict(TRAIN_SOLVER, **(solver or {}))
 
     def batches(gen, epoch):
+        beta = min(1.0, 0.1 + 0.9 * epoch / anneal) if anneal else 1.0
         for _ in range(iters_per_epoch):
-            yield torch.randn(batch, 2, generator=gen)
+            yield torch.randn(batch, 2, generator=gen), beta
 
-    def loss_fn(m, z):
+    def loss_fn(m, b):
+        z, beta = b
         x, lq = _forward(m, z, **sol)
-        return (lq + u(x)).mean()
+        return (lq + beta * u(x)).mean()
 
     cfg = dict(config or {}, data=name, epochs=epochs, iters_per_epoch=iters_per_epoch, batch=batch, lr=lr,
-               seed=seed, scheduler=scheduler, solver=sol)
+               seed=seed, scheduler=scheduler, solver=sol, anneal=anneal)
     hist = fit(model, loss_fn, batches, epochs, lr, seed, run_dir=run_dir, resume=resume, progress=progress,
                config=cfg, scheduler=scheduler, desc=cfg.get("name", f"density-{name}"))
     t0 = time.time()
