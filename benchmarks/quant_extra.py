@@ -59,6 +59,13 @@ def main():
                "L1_limits_finetuned": task.metric(rf.model), "clipped_after": rf.report["clipped_total"],
                "rms_pct_fs_vs_L0_after": output_error(ref, task.outputs(rf.model))["rms_pct_fs"],
                "epochs": 10, "seconds": time.time() - t0}
+        # does the fine-tuned chip still fit the cell input range at the V_u chosen for the original model?
+        from kchip.hw.mapping import calibration_ranges
+        rng = calibration_ranges(rf.model, task.calib())
+        v_abs = max(r["v_abs_max"] for r in rng.values())
+        res.update({"v_u": sc.v_u, "v_abs_max_sw_after": v_abs, "node_swing_v_after": v_abs * sc.v_u,
+                    "input_swing_v": lim.input_swing_v})
+        rf.spec.save("build/quant/twomoon_limits_ft6.json")
         print("twomoon 6 bit sky130 limits + fine-tune", res, flush=True)
         out["twomoon_limits_finetune_6bit"] = res
         f.write_text(json.dumps(out, indent=1))
