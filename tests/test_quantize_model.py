@@ -196,3 +196,17 @@ def test_mismatch_aware_finetune_plumbing():
     ft = finetune(m, sc, r.spec.tables, _Toy(m), epochs=1, lr=0.0, mismatch=(0.02, 0.01))
     assert type(ft.periods[0]) is Period and not parametrize.is_parametrized(ft.periods[0], "param")
     assert torch.equal(ft.periods[1].param, m.periods[1].param)
+
+
+def test_measured_table_sets_i_u_and_nothing_clips():
+    m = _model()
+    gmax = 1e-6                                                    # a measured gain table tops out at 1 uS
+    vals = [gmax * c / 7 * (1 + 0.03 * (c % 2)) for c in range(-7, 8)]
+    vals[0], vals[-1] = -gmax, gmax
+    t = CodeTable.from_measured("gm", 3, True, list(range(-7, 8)), vals, "measured:test")
+    sc = map_model(m, _x(), DeviceLimits(), tables={"relu_diff.gain": t})
+    gain_max = float(m.periods[1].param.detach()[1].abs().max())
+    assert sc.i_u == pytest.approx(gmax * sc.v_u / gain_max, rel=1e-9)
+    r = quantize_model(m, sc, DeviceLimits(), tables={"relu_diff.gain": t}, num_inputs=2)
+    assert r.report["tables"]["relu_diff.gain"]["clipped"] == 0
+    assert max(abs(r.spec.edges[i].codes[1]) for i in r.spec.periods[1].edges) == 7

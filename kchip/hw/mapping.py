@@ -127,11 +127,25 @@ def param_maxima(model) -> Dict[str, float]:
     return mx
 
 
+def param_maxima_by_key(model) -> Dict[str, float]:
+    """Largest |theta| per "<cell>.<param>" over all periods."""
+    mx: Dict[str, float] = {}
+    for k, p in enumerate(model.periods):
+        cell = cell_for_law(p.law.name, f"periods[{k}].law")
+        for row, pname, _ in cell.params:
+            key = f"{cell.name}.{pname}"
+            mx[key] = max(mx.get(key, 0.0), float(p.param.detach()[row].abs().max()))
+    return mx
+
+
 def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
-              target: Optional[Mapping] = None, margin: Optional[float] = None) -> Scaling:
+              target: Optional[Mapping] = None, margin: Optional[float] = None,
+              tables: Optional[Mapping] = None) -> Scaling:
     """Choose V_cm, V_u, I_u, C, tau for `model` (see module doc). `calib_inputs`: inputs of the forward direction,
     or {"forward": x, "reverse": x'} for every direction the chip runs. `target`: {"kind": "latency" | "power" |
-    "area", "value": seconds | watts | um^2 of capacitor per node}."""
+    "area", "value": seconds | watts | um^2 of capacitor per node}. `tables`: measured code tables
+    ("<cell>.<param>" -> CodeTable): their gm / bias-current full scales then fix I_u (the largest model value lands
+    on the table's smaller end of range, so nothing clips) and the target only sets C."""
     lim = pdk_limits if pdk_limits is not None else load_limits()
     target = dict(DEFAULT_TARGET if target is None else target)
     if target.get("kind") not in ("latency", "power", "area"):
@@ -212,6 +226,24 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
         c = min(lim.c_max_f, max(lim.c_min_f, value * lim.c_area_f_per_um2))
         i_u = i_u_max
         rule = "C = capacitor area * density (clamped to [C_min, C_max]); I_u at its upper bound"
+    if tables:
+        by_key = param_maxima_by_key(model)
+        tb = {}
+        for key, t in tables.items():
+            mx = by_key.get(key, 0.0)
+            fs = min(abs(t.vmin), abs(t.vmax)) if t.vmin < 0 < t.vmax else max(abs(t.vmin), abs(t.vmax))
+            if mx > 0 and fs > 0 and t.kind in ("gm", "ibias"):
+                tb[key] = fs * v_u / mx if t.kind == "gm" else fs / mx
+        if tb:
+            i_u_tab = min(tb.values())
+            rep["i_u"]["measured_table_bounds"] = tb
+            if kind == "latency":
+                c = min(lim.c_max_f, max(lim.c_min_f, i_u_tab * (value / t_total) / v_u))
+            rule += f"; I_u set by the measured tables ({min(tb, key=tb.get)})"
+            if not i_u_min <= i_u_tab <= i_u_max:
+                rep["warnings"].append(f"I_u = {i_u_tab:.3g} A from the measured tables is outside "
+                                       f"[{i_u_min:.3g}, {i_u_max:.3g}] A")
+            i_u = i_u_tab
     tau = c * v_u / i_u
     rep["choice"] = {"rule": rule, "c_f": c, "i_u": i_u, "tau_s": tau, "latency_s": tau * t_total,
                      "static_power_w_est": lim.vdd * i_u * e_max, "edges_enabled_max": e_max}

@@ -102,7 +102,7 @@ def _run(args) -> int:
                 tables.update(got)
             else:
                 tables.update({k: CodeTable.from_dict(v, f"{f}: {k}") for k, v in raw.items()})
-    scaling = map_model(model, calib, lim, _target(args.target))
+    scaling = map_model(model, calib, lim, _target(args.target), tables=tables)
     bits = {"gm": args.bits_gm, "bias": args.bits_bias}
     prov = {"source_file": str(args.model), "source_file_sha256": file_sha256(args.model)}
     res = quantize_model(model, scaling, lim, bits, tables, strict=args.strict, num_inputs=n_in,
