@@ -96,6 +96,9 @@ def test_potentials_against_formula():
     u1 = 0.5 * ((r - 2) / 0.4) ** 2 - np.log(np.exp(-0.5 * ((1 - 2) / 0.6) ** 2) + np.exp(-0.5 * ((1 + 2) / 0.6) ** 2))
     assert abs(float(T.u1(z)[0]) - u1) < 1e-12
     assert abs(float(T.u2(z)[1]) - 0.5 * ((0.3 - np.sin(2 * np.pi * -2 / 4)) / 0.4) ** 2) < 1e-12
+    # the confining wall acts only outside |z1| <= 4
+    far = torch.tensor([[4.5, 0.0]], dtype=torch.float64)
+    assert float(T.u2(far)) - float(T.u2_raw(far)) == pytest.approx(0.5 * (0.5 / 0.1) ** 2)
     # log Z of a standard Gaussian potential over a wide box is log(2 pi)
     assert abs(T.log_partition(lambda q: 0.5 * (q ** 2).sum(1), lim=8.0) - math.log(2 * math.pi)) < 1e-5
 
@@ -120,10 +123,9 @@ def test_kl_estimate_is_zero_for_the_identity_flow_on_a_gaussian_target(monkeypa
     for p in m.periods:
         p.param.data.zero_()          # tanh_diff with zero parameters: no current, identity map
     r = D.kl_estimate(m, "gauss", n=4000)
-    # log q + U = -log(2 pi) per sample and log Z_box = log(2 pi) + log(box mass): the estimate is log(box mass)
-    # (slightly below 0 because q's tails outside the box are not charged)
+    # log q + U = -log(2 pi) per sample and log Z over [-6, 6]^2 = log(2 pi) + log(mass in that square)
     from scipy.stats import norm
-    box_mass = (norm.cdf(4) - norm.cdf(-4)) ** 2
+    box_mass = (norm.cdf(6) - norm.cdf(-6)) ** 2
     assert abs(r["kl"] - math.log(box_mass)) < 1e-6
 
 

@@ -2,8 +2,8 @@
 forward (D = 8 FC periods of T = 0.2) and is trained to minimize the reverse KL
     KL(q || p) = E_{z ~ N}[ log q(x) + U(x) ] + log Z,   x = flow(z),
     log q(x) = log N(z) + logp_end,   logp_end = -integral of trace(J) dt  (forward direction).
-log Z is computed on the [-4, 4]^2 box (the plotted region), so the KL figure is relative to the box-normalized
-target; for U2, which is not normalizable over the plane, that is the only meaningful choice.
+log Z is integrated numerically on [-6, 6]^2 (both targets have negligible mass outside it). U2 as published is
+not normalizable (periodic in z1); kchip's "u2" confines it to |z1| <= 4 with a steep wall (see toy2d.u2).
 Law: tanh_diff (Eq. 11; the official potential configs use ShiftTanh1, which is Eq. 11).
 """
 from __future__ import annotations
@@ -22,7 +22,8 @@ from .toy2d import POTENTIALS, log_partition
 
 TRAIN_SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3}
 EVAL_SOLVER = {"method": "dopri5", "rtol": 1e-5, "atol": 1e-5}
-BOX = 4.0
+BOX = 4.0          # plotted window
+LOGZ_LIM = 6.0     # half-width of the log Z integration square
 
 
 def build_density_model(periods: int = 8, t_len: float = 0.2, repeat: int = 10, law: str = "tanh_diff"):
@@ -40,7 +41,7 @@ def kl_estimate(model: KirchhoffNet, name: str, n: int = 20000, seed: int = 123,
     z = torch.randn(n, 2, generator=g)
     with torch.no_grad():
         x, lq = _forward(model, z, **dict(EVAL_SOLVER, **solver))
-    logz = log_partition(u, lim=BOX)
+    logz = log_partition(u, lim=LOGZ_LIM)
     kl = float((lq + u(x)).mean()) + logz
     inside = float(((x.abs() <= BOX).all(1)).float().mean())
     return {"kl": kl, "log_z_box": logz, "mass_in_box": inside, "n": n}
