@@ -45,6 +45,25 @@ def run_mc(name, a, log):
     return mc
 
 
+def run_sweep(name, a, log):
+    """Only the bit-width sweep, with an optional solver tolerance."""
+    lim = load_limits()
+    m = load(name)
+    solver = {"rtol": a.tol, "atol": a.tol} if a.tol else None
+    task = get_task("auto", m, solver=solver)
+    ref = task.outputs(m)
+    res = {"solver": solver, "L0_metric": task.metric(m), "rows": []}
+    sc = map_model(m, task.calib(), lim)
+    for bits in list(range(3, 9)) + [16]:
+        r = quantize_model(m, sc, lim, bits={"gm": bits, "bias": bits}, respect_limits=False,
+                           num_inputs=task.num_inputs)
+        e = output_error(ref, task.outputs(r.model))
+        res["rows"].append({"bits": bits, **e, "metric": task.metric(r.model)})
+        log(f"{name} tol {a.tol} bits {bits}: rms {e['rms_pct_fs']:.3f} %FS max {e['max_pct_fs']:.3f} %FS "
+            f"metric {res['rows'][-1]['metric']:.5g}")
+    return res
+
+
 def run(name, a, log):
     lim = load_limits()
     m = load(name)
@@ -125,6 +144,9 @@ def main():
                     help="override fine-tuning epochs of every model")
     ap.add_argument("--ft-lr", dest="ft_lr_cli", type=float, default=None)
     ap.add_argument("--only-mc", action="store_true", help="rerun only the Monte Carlo part")
+    ap.add_argument("--only-sweep", action="store_true",
+                    help="only the bit-width sweep, stored as sweep_tol<tol> in the result file")
+    ap.add_argument("--tol", type=float, default=None, help="solver rtol = atol for the sweep (default: model's)")
     ap.add_argument("--out", default="build/quant")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -138,7 +160,10 @@ def main():
             a.ft_lr[name] = a.ft_lr_cli
         if a.ft_epochs_cli:
             a.ft_epochs[name] = a.ft_epochs_cli
-        if a.only_mc:
+        if a.only_sweep:
+            allres[name] = json.loads((out / f"quant_sweep_{name}.json").read_text())
+            allres[name][f"sweep_tol{a.tol}"] = run_sweep(name, a, lambda s: print(s, flush=True))
+        elif a.only_mc:
             allres[name] = json.loads((out / f"quant_sweep_{name}.json").read_text())
             allres[name]["mc6"] = run_mc(name, a, lambda s: print(s, flush=True))
         else:
