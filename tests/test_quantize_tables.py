@@ -73,3 +73,18 @@ def test_from_cells_table_refuses_non_programmable_parameter():
 
     with pytest.raises(ValueError, match="'slope' does not increase with its code"):
         from_cells_table(CT())
+
+
+def test_from_cells_table_offset_binary_bias_kept_unsigned():
+    class CP:
+        def __init__(self, c, v):
+            self.codes, self.values = np.asarray(c), np.asarray(v)
+
+    class CT:  # relu_diff bias DAC: ocode 0..15 -> (ocode - 8) * I_ub
+        cell, corner, units, meta = "relu_diff", "tt", {"bias": "A"}, {"bits": 4, "obits": 4}
+        params = {"bias": CP(list(range(16)), [(o - 8) * 1e-8 for o in range(16)])}
+
+    t = from_cells_table(CT())["relu_diff.bias"]
+    assert t.signed is False and t.codes == list(range(16)) and t.values[8] == 0.0
+    q = t.quantize(np.array([-3.1e-8, 2.6e-8]))
+    assert list(q["codes"]) == [5, 11]

@@ -196,11 +196,17 @@ def from_cells_table(ct, bits: int = None, ignored: list = None) -> Dict[str, "C
                 f"kchip.cells table {ct.cell}/{getattr(ct, 'corner', '?')}: parameter {pname!r} does not increase "
                 f"with its code ({', '.join(f'{v:.4g}' for v in v_sorted[:6])}, ...): it is not a programmable "
                 f"{kind}, so it cannot realize the law's {ours!r} parameter (the KirchhoffNet law needs it per edge)")
-        if min(codes) >= 0:
+        meta = dict(getattr(ct, "meta", {}) or {})
+        signed = True
+        if min(codes) >= 0 and min(values) >= 0:       # magnitude table: mirror (sign by swapping)
             pos = [(c, v) for c, v in zip(codes, values) if c > 0]
             codes = [-c for c, _ in pos[::-1]] + codes
             values = [-v for _, v in pos[::-1]] + values
-        b = bits or int(dict(getattr(ct, "meta", {}) or {}).get("bits", max(1, int(max(map(abs, codes))).bit_length())))
-        out[f"{ct.cell}.{ours}"] = CodeTable.from_measured(kind, b, True, codes, values,
+        elif min(codes) >= 0:                           # offset-binary table spanning both signs: as is
+            signed = False
+        default_bits = max(1, int(max(map(abs, codes))).bit_length())
+        b = bits or int(meta.get("obits" if (kind == "ibias" and "obits" in meta) else "bits", default_bits))
+        b = max(b, default_bits)
+        out[f"{ct.cell}.{ours}"] = CodeTable.from_measured(kind, b, signed, codes, values,
                                                            f"kchip.cells {ct.cell}/{getattr(ct, 'corner', '?')}")
     return out
