@@ -120,6 +120,7 @@ class CellTable:
     i_s: np.ndarray
     i_dd: Optional[np.ndarray] = None
     scalars: dict = field(default_factory=dict)
+    zero_ok: tuple = ()        # table codes whose surface is zero by design (e.g. a ReLU biased fully off)
 
     def validate(self) -> None:
         """No holes and no silent zeros: every point finite, the enabled non-zero-code surfaces not all 0."""
@@ -133,7 +134,7 @@ class CellTable:
                 raise TableError(f"{self.cell}/{self.corner}: {nm} has a hole at code {self.codes[k]}, "
                                  f"vd={self.vd[j]:.3f} V, vs={self.vs[i]:.3f} V")
         for k, c in enumerate(self.codes):
-            if c != 0 and np.all(self.i_d[k] == 0):
+            if c != 0 and c not in self.zero_ok and np.all(self.i_d[k] == 0):
                 raise TableError(f"{self.cell}/{self.corner}: surface of code {c} is all zeros")
 
     def save(self, path) -> None:
@@ -141,13 +142,14 @@ class CellTable:
         np.savez_compressed(path, cell=self.cell, corner=self.corner, codes=self.codes, vs=self.vs,
                             vd=self.vd, i_d=self.i_d, i_s=self.i_s,
                             i_dd=self.i_dd if self.i_dd is not None else np.zeros(0),
-                            scalars=np.array(json.dumps(self.scalars)))
+                            scalars=np.array(json.dumps(self.scalars)), zero_ok=np.array(self.zero_ok, dtype=int))
 
     @classmethod
     def load(cls, path) -> "CellTable":
         z = np.load(path)
         t = cls(str(z["cell"]), str(z["corner"]), z["codes"], z["vs"], z["vd"], z["i_d"], z["i_s"],
-                z["i_dd"] if z["i_dd"].size else None, json.loads(str(z["scalars"])))
+                z["i_dd"] if z["i_dd"].size else None, json.loads(str(z["scalars"])),
+                tuple(int(x) for x in z["zero_ok"]) if "zero_ok" in z else ())
         t.validate()
         return t
 
