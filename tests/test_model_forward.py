@@ -161,3 +161,21 @@ def test_self_loops_and_ground_edges_match_reference():
     with torch.no_grad():
         got = model(torch.tensor(x)).numpy()
     assert np.max(np.abs(got - ref_forward(ref, x))) <= 1e-5
+
+
+def test_subclass_currents_override_is_used_on_the_inference_path():
+    class Doubled(Period):
+        def currents(self, vs, vd):
+            return 2 * super().currents(vs, vd)
+
+    e = T.fc(2)[:, :2]
+    p = _params(2, len(e), 3)
+    base = KirchhoffNet([Period(e, "tanh_diff", 0.5, param=torch.tensor(p))], solver=TIGHT).double()
+    dbl = KirchhoffNet([Doubled(e, "tanh_diff", 0.5, param=torch.tensor(p))], solver=TIGHT).double()
+    x = torch.tensor([[0.3, -0.2]], dtype=torch.float64)
+    with torch.no_grad():
+        y1 = base(x)
+        y2 = dbl(x)
+        y_half = KirchhoffNet([Period(e, "tanh_diff", 1.0, param=torch.tensor(p))], solver=TIGHT).double()(x)
+    assert not torch.allclose(y1, y2)
+    assert torch.allclose(y2, y_half, atol=1e-8)     # doubling every current == doubling the time
