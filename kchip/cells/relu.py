@@ -91,7 +91,7 @@ def _combos(kind):
     every other offset code at full magnitude (a full 16 x 16 set costs ~20 min of ngspice on 2 cores)."""
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     mags = [0] + [2 ** k for k in range(kind.bits)] + [full]
-    offs = sorted(set(range(0, 2 ** kind.obits, 2)) | {2 ** kind.obits - 1} - {half})
+    offs = sorted((set(range(0, 2 ** kind.obits, 2)) | {2 ** kind.obits - 1}) - {half})
     return [(c, half) for c in mags] + [(full, o) for o in offs]
 
 
