@@ -20,7 +20,7 @@ TASKS = REGRESSION + tuple(TOY) + tuple(POTENTIALS) + ("digits",)
 DEFAULTS = {
     "regression": dict(epochs=400, batch=64, lr=5e-4),
     "generation": dict(epochs=150, batch=512, lr=5e-3, iters=8, periods=4, t_len=0.5, repeat=25),
-    "density": dict(epochs=40, batch=512, lr=5e-3, iters=20, periods=8, t_len=0.2, repeat=10),
+    "density": dict(epochs=25, batch=512, lr=5e-3, iters=20, periods=8, t_len=0.2, repeat=10, anneal=12),
     "digits": dict(epochs=30, batch=64, lr=5e-3),
 }
 
@@ -54,7 +54,8 @@ def _add_train(p):
     p.add_argument("--tol", type=float, default=None, help="training ODE solver rtol = atol (default per task)")
     p.add_argument("--init", default=None, help="start from this trained model (model.pt / checkpoint.pt) "
                    "of the same structure: fine-tuning")
-    p.add_argument("--anneal", type=int, default=0, help="density: epochs of potential annealing (0 = off)")
+    p.add_argument("--anneal", type=int, default=None,
+                   help="density: epochs of potential annealing (0 = off; default 12)")
     p.add_argument("--clip", type=float, default=None, help="clip the gradient norm to this value")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate the test metric every N epochs")
     p.add_argument("-o", "--out", default=None, help="run directory")
@@ -81,7 +82,7 @@ def _run_train(args) -> int:
     fam = family(args.task)
     torch.set_num_threads(max(1, args.threads))
     d = dict(DEFAULTS[fam])
-    for k in ("epochs", "batch", "lr", "iters", "periods", "t_len", "repeat"):
+    for k in ("epochs", "batch", "lr", "iters", "periods", "t_len", "repeat", "anneal"):
         v = getattr(args, k, None)
         if v is not None:
             d[k] = v
@@ -120,7 +121,7 @@ def _run_train(args) -> int:
         if args.init:
             _init_from(model, args.init)
         m = Dm.train(model, args.task, d["epochs"], d["iters"], d["batch"], d["lr"], args.seed, run_dir=out,
-                     resume=args.resume, progress=prog, solver=sol, anneal=args.anneal,
+                     resume=args.resume, progress=prog, solver=sol, anneal=d["anneal"],
                      config=dict(cfg, periods=d["periods"], t_len=d["t_len"], repeat=d["repeat"]))
         summary = {k: m[k] for k in ("params", "kl", "mass_in_box", "epoch_s_mean")}
         plot = out / "density.png"
