@@ -31,7 +31,11 @@ def _run(args) -> int:
         for k in corners:
             t0 = time.perf_counter()
             out = Path(args.out) / c if args.out else None
-            s = reanalyze(c, k, out) if args.reanalyze else characterize(c, k, pdk, out, n_mc=args.mc)
+            if args.reanalyze:
+                from .relu import reanalyze_relu
+                s = reanalyze_relu(k, out) if KINDS[c].family == "relu" else reanalyze(c, k, out)
+            else:
+                s = characterize(c, k, pdk, out, n_mc=args.mc)
             keys = ("max_dev_pct_fs", "max_dev_percode_fit_pct_fs", "kcl_mismatch_pct_fs", "slope_per_V",
                     "leakage_pct_of_i_unit")
             print(json.dumps({"cell": c, "corner": k, **{x: round(s[x], 4) for x in keys if x in s},

@@ -19,9 +19,10 @@ import numpy as np
 from ..pdk import Pdk
 from . import library as L
 
-DEFAULTS = dict(bits=4, obits=4, w_in=4.0, l_in=1.0, w_u=2.0, l_u=8.0, tail_units=30, r_deg=530e3,
+DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=4.0, l_in=1.0, w_u=2.0, l_u=8.0, tail_units=30, r_deg=530e3,
                 w_r=0.35, w_p=2.0, l_p=2.0, w_n=1.0, l_n=2.0, w_sw=1.0, l_sw=0.15, cascode=True, w_pc=2.0,
-                l_pc=1.0, w_nc=4.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, ub_units=2)
+                l_pc=1.0, w_nc=4.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, ub_units=2,
+                dac_cascode=False, unit_copies=False)   # the characterized design (experiments: docs/cells.md)
 
 
 def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
@@ -38,8 +39,8 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
              f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit bipolar bias",
              "* degenerated pair with split tails (enable-gated)",
-             f("nfet", "M1", "na", ga, "sa", "vss", p["w_in"], p["l_in"]),
-             f("nfet", "M2", "nb", gb, "sb", "vss", p["w_in"], p["l_in"]),
+             f(p.get("pair", "nfet"), "M1", "na", ga, "sa", "vss", p["w_in"], p["l_in"]),
+             f(p.get("pair", "nfet"), "M2", "nb", gb, "sb", "vss", p["w_in"], p["l_in"]),
              (f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
               f"RDEG sa sb {p['r_deg']:.6g}"),
              f("nfet", "SEA", "sa", "en", "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
@@ -53,17 +54,34 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
              *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
              *mir("nfet", "NBS", "x", "nbx", "vss", False),
              "* bipolar bias DAC: local pfet diode of ub_units units, binary pfet legs, fixed sink",
-             f("nfet", "BU", "pb", "vbn", "vss", "vss", p["w_u"] * p["ub_units"], p["l_u"]),
-             f("pfet_lvt", "BP", "pb", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)]
+             *([f("nfet", f"BU{j}", "pb", "vbn", "vss", "vss", p["w_u"], p["l_u"]) for j in range(p["ub_units"])]
+               if p.get("unit_copies") else
+               [f("nfet", "BU", "pb", "vbn", "vss", "vss", p["w_u"] * p["ub_units"], p["l_u"])])]
+    if p.get("dac_cascode"):
+        # low-voltage cascoded pfet diode and legs (gate vcp): the legs' drains sit at the rectifier
+        # node (~0.5 V) while the diode's sits at vdd - V_SG; without cascodes that V_DS difference made
+        # the DAC 5-7 % non-linear
+        lines += [f("pfet_lvt", "BP", "bpx", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2),
+                  f("pfet_lvt", "BPC", "pb", "vcp", "bpx", "vdd", p["w_pc"], p["l_pc"])]
+    else:
+        lines.append(f("pfet_lvt", "BP", "pb", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2))
     for k in range(m):
-        lines.append(f("pfet_lvt", f"BL{k}", f"bl{k}", "pb", "vdd", "vdd", p["w_p"] * 2 ** k, p["l_p"] * 2))
-        lines.append(f("pfet_lvt", f"BS{k}", "xe", f"o{k}b", f"bl{k}", "vdd", p["w_sw"] * 2 ** k, p["l_sw"] * 2.4))
+        leg = f"bl{k}"
+        if p.get("dac_cascode"):
+            lines += [f("pfet_lvt", f"BL{k}_{j}", f"blx{k}", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)
+                      for j in range(2 ** k)]      # unit copies: no narrow-width ratio error
+            lines.append(f("pfet_lvt", f"BLC{k}", leg, "vcp", f"blx{k}", "vdd", p["w_pc"] * 2 ** k, p["l_pc"]))
+        else:
+            lines.append(f("pfet_lvt", f"BL{k}", leg, "pb", "vdd", "vdd", p["w_p"] * 2 ** k, p["l_p"] * 2))
+        lines.append(f("pfet_lvt", f"BS{k}", "xe", f"o{k}b", leg, "vdd", p["w_sw"] * 2 ** k, p["l_sw"] * 2.4))
         # o{k}b = inverted bit (pfet switch on when the bit is 1): local inverter
         lines.append(f("nfet", f"IN{k}", f"o{k}b", f"o{k}", "vss", "vss", 0.42, 0.15))
         lines.append(f("pfet", f"IP{k}", f"o{k}b", f"o{k}", "vdd", "vdd", 0.42, 0.15))
     half = 2 ** (m - 1)
     lines += [f("nfet", "SXE", "xe", "en", "x", "vss", p["w_sw"] * 4, p["l_sw"]),
-              f("nfet", "BSK", "xk", "vbn", "vss", "vss", p["w_u"] * p["ub_units"] * half, p["l_u"]),
+              *([f("nfet", f"BSK{j}", "xk", "vbn", "vss", "vss", p["w_u"], p["l_u"])
+                 for j in range(p["ub_units"] * half)] if p.get("unit_copies") else
+                [f("nfet", "BSK", "xk", "vbn", "vss", "vss", p["w_u"] * p["ub_units"] * half, p["l_u"])]),
               f("nfet", "BSKE", "x", "en", "xk", "vss", p["w_sw"] * 4, p["l_sw"]),
               "* rectifier: diode nfet of 2^bits-1 units at X"]
     units = 2 ** n - 1
@@ -95,10 +113,10 @@ def _combos(kind):
     return [(c, half) for c in mags] + [(full, o) for o in offs]
 
 
-def _fit_relu(dv, i):
-    """Least squares i = relu(g dv + b) -> (g, b); None if fewer than 3 conducting points."""
+def _fit_relu(dv, i, i_min: float = 1e-9):
+    """Least squares i = relu(g dv + b) -> (g, b); None if fewer than 3 points conduct more than i_min."""
     from scipy.optimize import least_squares
-    on = i > 0.01 * max(np.max(np.abs(i)), 1e-12)
+    on = i > max(0.01 * np.max(np.abs(i)), i_min)
     if on.sum() < 3:
         return None
     g0, b0 = np.polyfit(dv[on], i[on], 1)
@@ -135,24 +153,41 @@ def char_relu(pdk, kind, corner, n_mc):
     i_s = np.stack([dc[f"i(vmsc{c}o{o})"].reshape(shp) for c, o in combos])
     i_dd = np.stack([dc[f"i(vddc{c}o{o})"].reshape(shp) for c, o in combos])
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
+    i_ub = float(sub.params["ub_units"]) * kind.i_unit
+    return analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, res.wall_s, i_ub)
+
+
+def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub):
+    """Fits, figures of merit and code tables of the ReLU cell from its surfaces (no simulation)."""
+    from .tables import CellTable, CodeParam, CodeTable
+    combos = [tuple(int(x) for x in cb) for cb in combos]
+    n, nd = len(grid), len(vd_grid)
     VS, VD = np.meshgrid(grid, vd_grid)
     DV = VS - VD
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
-    i_ub = float(sub.params["ub_units"]) * kind.i_unit
     a_nom = np.array([c / full for c, _ in combos])
     b_nom = np.array([(o - half) * i_ub for _, o in combos])
     from scipy.optimize import minimize_scalar
 
     def ideal(G):
         return a_nom[:, None, None] * np.maximum(G * DV[None] + b_nom[:, None, None], 0)
-    G0 = float(minimize_scalar(lambda G: np.sum((i_d - ideal(G)) ** 2), bounds=(1e-7, 2e-5), method="bounded").x)
-    Gs = np.linspace(0.8 * G0, 1.2 * G0, 161)
+    # per-combo fits (relu(g dv + b)); the cell transconductance G0 = median of the full-code slopes
+    fits = [_fit_relu(DV.ravel(), i_d[j].ravel()) for j in range(len(combos))]
+    g_full = [fits[j][0] for j, (c, o) in enumerate(combos) if c == full and fits[j]]
+    G0 = float(np.median(g_full)) if g_full else float(
+        minimize_scalar(lambda G: np.sum((i_d - ideal(G)) ** 2), bounds=(1e-7, 2e-5), method="bounded").x)
+    Gs = np.linspace(0.7 * G0, 1.3 * G0, 241)
     devs = [np.max(np.abs(i_d - ideal(G))) for G in Gs]
     G_mm = float(Gs[int(np.argmin(devs))])
     i_fs = float(np.max(np.abs(ideal(G_mm))))
     dev = float(min(devs)) / i_fs
-    # per-combo fits
-    fits = [_fit_relu(DV.ravel(), i_d[j].ravel()) for j in range(len(combos))]
+    inner = (np.abs(VS - kind.vcm) <= 2 * kind.span / 3 + 1e-9) & (np.abs(VD - kind.vcm) <= 2 * kind.span / 3 + 1e-9)
+    dev_inner = float(min(np.max(np.abs(i_d - ideal(G))[:, inner]) for G in Gs)) / i_fs
+    dev_fit_inner = 0.0
+    for j in range(len(combos)):
+        f_in = _fit_relu(DV[inner], i_d[j][inner])
+        model = np.maximum(f_in[0] * DV + f_in[1], 0) if f_in else np.zeros_like(DV)
+        dev_fit_inner = max(dev_fit_inner, float(np.max(np.abs(i_d[j] - model)[inner])) / i_fs)
     dev_fit = 0.0
     for j, ft in enumerate(fits):
         if ft is not None:
@@ -162,11 +197,27 @@ def char_relu(pdk, kind, corner, n_mc):
     for j, (c, o) in enumerate(combos):
         if o == half:
             gains.append((c, fits[j][0] if fits[j] else a_nom[j] * G_mm))
-    obs = [(o, fits[j][1]) for j, (c, o) in enumerate(combos) if c == full and fits[j]]
-    po = np.polyfit([x for x, _ in obs], [y for _, y in obs], 1) if len(obs) >= 2 else [i_ub, -half * i_ub]
+    # offset codes whose surface conducts at >= 6 grid points give a reliable intercept; the others
+    # (mostly off over the input range) are filled from those
+    obs = [(o, fits[j][1]) for j, (c, o) in enumerate(combos)
+           if c == full and fits[j] and np.count_nonzero(i_d[j] > 1e-9) >= 6]
+    # codes not measured (or fully off over the input range): piecewise-linear between measured codes,
+    # linear extrapolation (slope of the measured ones) beyond them
+    obs.sort()
+    xo, yo = np.array([x for x, _ in obs], float), np.array([y for _, y in obs], float)
+    po = np.polyfit(xo, yo, 1) if len(obs) >= 2 else [i_ub, -half * i_ub]
     for o in range(2 ** kind.obits):
         f = dict(obs).get(o)
-        biases.append((o, f if f is not None else float(np.polyval(po, o))))
+        if f is None and len(obs) >= 2:
+            if xo[0] <= o <= xo[-1]:
+                f = float(np.interp(o, xo, yo))
+            elif o < xo[0]:
+                f = float(yo[0] + po[0] * (o - xo[0]))
+            else:
+                f = float(yo[-1] + po[0] * (o - xo[-1]))
+        elif f is None:
+            f = float((o - half) * i_ub)
+        biases.append((o, f))
     gains.sort(); biases.sort()
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
     nominal = ideal(G_mm)
@@ -177,8 +228,10 @@ def char_relu(pdk, kind, corner, n_mc):
                    vd_rows_V=vd_grid.tolist(),
                    combos=[list(x) for x in combos], gain_G0_A_per_V=G_mm,
                    max_dev_pct_fs=100 * dev, max_dev_percode_fit_pct_fs=100 * dev_fit,
+                   inner_span_V=2 * kind.span / 3, max_dev_inner_pct_fs=100 * dev_inner,
+                   max_dev_percode_fit_inner_pct_fs=100 * dev_fit_inner,
                    kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
-                   leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=res.wall_s, mc_n=0,
+                   leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=wall, mc_n=0,
                    ideal_law="i = (code/15) * relu(G0*(vs-vd) + (ocode-8)*I_ub)",
                    supply_current_A={f"{c},{o}": float(i_dd[j, nd // 2, n // 2]) for j, (c, o) in enumerate(combos)})
     codetab = CodeTable(kind.name, corner, {
@@ -189,4 +242,26 @@ def char_relu(pdk, kind, corner, n_mc):
                   law="i(s->d) = (code/15) * relu(G0 (vs-vd) + bias[ocode]); gain[code] = code/15 * G0",
                   table_index="CellTable codes index the (code, ocode) pairs in summary.combos",
                   bias_note="bias[ocode] is measured at code 15; scaled by code/15 at other codes"))
+    table.scalars = summary
     return summary, table, codetab
+
+
+def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:
+    """Recompute the ReLU fits / code tables from a saved <corner>.npz (no SPICE)."""
+    from pathlib import Path
+    from .characterize import KINDS, REPO, _plot
+    from .tables import CellTable
+    kind = KINDS["relu_diff"]
+    out_dir = Path(out_dir) if out_dir is not None else REPO / "characterization" / kind.name
+    t = CellTable.load(out_dir / f"{corner}.npz")
+    old = t.scalars
+    summary, table, codetab = analyze_relu(kind, corner, old["combos"], t.vs, t.vd, t.i_d, t.i_s, t.i_dd,
+                                           old["leakage_disabled_A"], old["wall_s_dc"], old["i_bias_unit_A"])
+    summary["wall_s_total"] = old.get("wall_s_total")
+    table.save(out_dir / f"{corner}.npz")
+    table.to_csv(out_dir / f"{corner}.csv")
+    codetab.meta["summary"] = summary
+    codetab.to_json(out_dir / f"{corner}.json")
+    if plots:
+        _plot(kind, table, codetab, out_dir / f"{corner}.png")
+    return summary
