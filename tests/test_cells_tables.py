@@ -89,3 +89,11 @@ def test_celltable_roundtrip_and_csv(tmp_path):
     assert rows.shape == (48, 5)
     # row order: code, vd, vs (vs fastest) -> first rows are code 0, vd[0]
     np.testing.assert_allclose(rows[:4, 3], i[0, 0], rtol=1e-5)
+
+
+def test_characterize_cli_registered_and_validates(capsys):
+    from kchip.cli import main
+    assert main(["characterize", "--cell", "nope", "--corner", "tt"]) == 1
+    assert "unknown cell kind 'nope'" in capsys.readouterr().err
+    assert main(["characterize", "--cell", "tanh_diff", "--corner", "xx"]) == 1
+    assert "unknown corner" in capsys.readouterr().err
