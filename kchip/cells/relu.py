@@ -71,6 +71,9 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
             lines += [f("pfet_lvt", f"BL{k}_{j}", f"blx{k}", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)
                       for j in range(2 ** k)]      # unit copies: no narrow-width ratio error
             lines.append(f("pfet_lvt", f"BLC{k}", leg, "vcp", f"blx{k}", "vdd", p["w_pc"] * 2 ** k, p["l_pc"]))
+        elif p.get("unit_copies"):
+            lines += [f("pfet_lvt", f"BL{k}_{j}", leg, "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)
+                      for j in range(2 ** k)]
         else:
             lines.append(f("pfet_lvt", f"BL{k}", leg, "pb", "vdd", "vdd", p["w_p"] * 2 ** k, p["l_p"] * 2))
         lines.append(f("pfet_lvt", f"BS{k}", "xe", f"o{k}b", leg, "vdd", p["w_sw"] * 2 ** k, p["l_sw"] * 2.4))
