@@ -110,9 +110,10 @@ def test_ideal_law_table_agrees_with_reference_formulas():
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-def test_divergence_matches_autograd_jacobian_trace():
-    e = T._fully_connect(4, repeat=[1, 1])[:, :2]
-    per = Period(e, "tanh_lin", 0.5, param=torch.tensor(_params(3, len(e), 5))).double()
+@pytest.mark.parametrize("law", LAW_NAMES)
+def test_divergence_matches_autograd_jacobian_trace(law):
+    e = np.concatenate([T._fully_connect(4, repeat=[1, 1])[:, :2], [[2, 2]]])       # with a self-loop
+    per = Period(e, law, 0.5, param=torch.tensor(_params(REF_ROWS[law], len(e), 5))).double()
     y = torch.randn(3, 4, dtype=torch.float64)
     div = per.divergence(y).detach()
     for b in range(4):

@@ -145,21 +145,31 @@ class Period(nn.Module):
         """Free the inference scratch buffers (2 x edges x batch values)."""
         self._edge_bufs, self._buffers_key = None, None
 
-    def divergence(self, y: torch.Tensor) -> torch.Tensor:
-        """Trace of d(dv/dt)/dv for each batch column of y (N, B), exact: each edge current depends only on its
-        own two node voltages, so trace = sum over edges of (-di/dvs [s != 0] + di/dvd [d != 0]), self-loops 0."""
+    def rhs_and_divergence(self, y: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """dv/dt (N, B) and the trace of d(dv/dt)/dv per batch column (B,), exact: each edge current depends
+        only on its own two node voltages, so trace = sum over edges of (-di/dvs [s != 0] + di/dvd [d != 0]),
+        self-loops 0. The law's closed-form partials share its evaluation (no double backward); a subclass with
+        its own currents() is differentiated by autograd instead."""
+        self.nfe += 1
         ya = F.pad(y, (0, 0, 1, 0))
         vs = ya.index_select(0, self.src)
         vd = ya.index_select(0, self.dst)
-        with torch.enable_grad():
-            vs_ = vs if vs.requires_grad else vs.detach().requires_grad_(True)
-            vd_ = vd if vd.requires_grad else vd.detach().requires_grad_(True)
-            i = self.currents(vs_, vd_)
-            gs, gd = torch.autograd.grad(i.sum(), (vs_, vd_), create_graph=torch.is_grad_enabled())
+        if type(self).currents is Period.currents:
+            i, gs, gd = self.law.with_partials(self.param.unsqueeze(-1), vs, vd)
+        else:
+            with torch.enable_grad():
+                vs_ = vs if vs.requires_grad else vs.detach().requires_grad_(True)
+                vd_ = vd if vd.requires_grad else vd.detach().requires_grad_(True)
+                i = self.currents(vs_, vd_)
+                gs, gd = torch.autograd.grad(i.sum(), (vs_, vd_), create_graph=torch.is_grad_enabled())
         keep = (self.src != self.dst)
         ws = ((self.src != 0) & keep).to(y.dtype).unsqueeze(-1)
         wd = ((self.dst != 0) & keep).to(y.dtype).unsqueeze(-1)
-        return (-gs * ws + gd * wd).sum(0)
+        return self.kcl(i), (-gs * ws + gd * wd).sum(0)
+
+    def divergence(self, y: torch.Tensor) -> torch.Tensor:
+        """Trace of the Jacobian of dv/dt at y (N, B), per batch column."""
+        return self.rhs_and_divergence(y)[1]
 
 
 class _Augmented(nn.Module):
@@ -170,9 +180,8 @@ class _Augmented(nn.Module):
         self.period = period
 
     def forward(self, t, states):
-        y, _ = states
-        with torch.enable_grad():
-            return self.period(t, y), -self.period.divergence(y).unsqueeze(0)
+        dv, div = self.period.rhs_and_divergence(states[0])
+        return dv, -div.unsqueeze(0)
 
 
 def _parse_projector(projector: Optional[str]):
