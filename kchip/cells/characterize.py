@@ -197,6 +197,12 @@ def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
         from .relu import char_relu
         summary, table, codetab = char_relu(pdk, kind, corner, n_mc)
     summary["wall_s_total"] = time.perf_counter() - t0
+    return write_results(kind, corner, table, codetab, summary, out_dir, plots)
+
+
+def write_results(kind: CellKind, corner: str, table: CellTable, codetab: CodeTable, summary: dict,
+                  out_dir: Path, plots: bool = True) -> dict:
+    """Write characterization/<cell>/<corner>.npz|.csv|.json (+ .png) with `summary` as the table scalars."""
     table.scalars = summary
     table.save(out_dir / f"{corner}.npz")
     table.to_csv(out_dir / f"{corner}.csv")
@@ -317,13 +323,7 @@ def reanalyze(kind_name: str, corner: str, out_dir: Optional[Path] = None, plots
     codetab.params["offset"].sigma = np.array([so.get(str(int(c)), so.get(int(c), np.nan)) for c in codes], float)
     if "sigma_amp_pct_fs" not in summary and sa:
         summary["sigma_amp_pct_fs"] = {c: 100 * v / kind.i_fs for c, v in sa.items()}
-    table.scalars = summary
-    table.save(out_dir / f"{corner}.npz")
-    codetab.meta["summary"] = summary
-    codetab.to_json(out_dir / f"{corner}.json")
-    if plots:
-        _plot(kind, table, codetab, out_dir / f"{corner}.png")
-    return summary
+    return write_results(kind, corner, table, codetab, summary, out_dir, plots)
 
 
 def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> None:

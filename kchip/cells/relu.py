@@ -252,7 +252,7 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
 def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:
     """Recompute the ReLU fits / code tables from a saved <corner>.npz (no SPICE)."""
     from pathlib import Path
-    from .characterize import KINDS, REPO, _plot
+    from .characterize import KINDS, REPO, write_results
     from .tables import CellTable
     kind = KINDS["relu_diff"]
     out_dir = Path(out_dir) if out_dir is not None else REPO / "characterization" / kind.name
@@ -261,10 +261,4 @@ def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:
     summary, table, codetab = analyze_relu(kind, corner, old["combos"], t.vs, t.vd, t.i_d, t.i_s, t.i_dd,
                                            old["leakage_disabled_A"], old["wall_s_dc"], old["i_bias_unit_A"])
     summary["wall_s_total"] = old.get("wall_s_total")
-    table.save(out_dir / f"{corner}.npz")
-    table.to_csv(out_dir / f"{corner}.csv")
-    codetab.meta["summary"] = summary
-    codetab.to_json(out_dir / f"{corner}.json")
-    if plots:
-        _plot(kind, table, codetab, out_dir / f"{corner}.png")
-    return summary
+    return write_results(kind, corner, table, codetab, summary, out_dir, plots)
