@@ -117,25 +117,24 @@ def calibration_ranges(model, calib_inputs, t_points: int = 21) -> Dict:
     return out
 
 
-def param_maxima(model) -> Dict[str, float]:
-    """Largest |theta| per parameter kind over all edges of all periods (rows the laws read)."""
+def _param_maxima(model, by_key: bool) -> Dict[str, float]:
     mx: Dict[str, float] = {}
     for k, p in enumerate(model.periods):
         cell = cell_for_law(p.law.name, f"periods[{k}].law")
-        for row, _, kind in cell.params:
-            mx[kind] = max(mx.get(kind, 0.0), float(p.param.detach()[row].abs().max()))
+        for row, pname, kind in cell.params:
+            key = f"{cell.name}.{pname}" if by_key else kind
+            mx[key] = max(mx.get(key, 0.0), float(p.param.detach()[row].abs().max()))
     return mx
+
+
+def param_maxima(model) -> Dict[str, float]:
+    """Largest |theta| per parameter kind over all edges of all periods (rows the laws read)."""
+    return _param_maxima(model, by_key=False)
 
 
 def param_maxima_by_key(model) -> Dict[str, float]:
     """Largest |theta| per "<cell>.<param>" over all periods."""
-    mx: Dict[str, float] = {}
-    for k, p in enumerate(model.periods):
-        cell = cell_for_law(p.law.name, f"periods[{k}].law")
-        for row, pname, _ in cell.params:
-            key = f"{cell.name}.{pname}"
-            mx[key] = max(mx.get(key, 0.0), float(p.param.detach()[row].abs().max()))
-    return mx
+    return _param_maxima(model, by_key=True)
 
 
 def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,

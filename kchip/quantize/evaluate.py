@@ -21,6 +21,7 @@ import torch
 
 from kchip.hw.kinds import cell_for_law
 from kchip.model import KirchhoffNet, Period
+from kchip.tasks.common import xy_batches
 
 
 def output_error(ref: torch.Tensor, out: torch.Tensor, full_scale: Optional[float] = None) -> Dict[str, float]:
@@ -124,10 +125,7 @@ class Regression(Task):
         return {"forward": self.xtr}
 
     def batches(self, epoch, gen):
-        perm = torch.randperm(self.xtr.shape[0], generator=gen)
-        for i in range(0, len(perm), self.batch):
-            idx = perm[i:i + self.batch]
-            yield self.xtr[idx], self.ytr[idx]
+        return xy_batches(self.xtr, self.ytr, self.batch, gen)
 
     def loss(self, model, batch):
         x, y = batch

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from kchip.model import KirchhoffNet, Period
 from kchip.model.topology import _mix_connect
 
-from .common import fit, shuffled_batches, summarize_times, write_json_atomic
+from .common import fit, summarize_times, write_json_atomic, xy_batches
 
 TRAIN_SOLVER = {"method": "dopri5", "rtol": 1e-3, "atol": 1e-3}
 EVAL_SOLVER = {"method": "dopri5", "rtol": 1e-5, "atol": 1e-5}
@@ -68,8 +68,7 @@ def train(model: KirchhoffNet, data, epochs: int = 60, batch: int = 64, lr: floa
     sol = dict(TRAIN_SOLVER, **(solver or {}))
 
     def batches(gen, epoch):
-        for idx in shuffled_batches(xtr.shape[0], batch, gen):
-            yield xtr[idx], ytr[idx]
+        return xy_batches(xtr, ytr, batch, gen)
 
     def loss_fn(m, b):
         return F.cross_entropy(m(b[0], **sol), b[1])

@@ -172,6 +172,12 @@ def shuffled_batches(n: int, batch: int, gen: torch.Generator):
     return [perm[i:i + batch] for i in range(0, n, batch)]
 
 
+def xy_batches(x: torch.Tensor, y: torch.Tensor, batch: int, gen: torch.Generator):
+    """(x, y) mini-batches in the order of `shuffled_batches` (one random permutation per call)."""
+    for idx in shuffled_batches(x.shape[0], batch, gen):
+        yield x[idx], y[idx]
+
+
 def summarize_times(history: Dict) -> Dict:
     t = history.get("epoch_s") or []
     return {"epochs_run": len(t), "epoch_s_mean": float(np.mean(t)) if t else math.nan,

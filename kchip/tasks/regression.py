@@ -29,7 +29,7 @@ import torch
 from kchip.model import KirchhoffNet, Period
 from kchip.model.topology import _fully_connect
 
-from .common import fit, shuffled_batches, summarize_times, write_json_atomic
+from .common import fit, summarize_times, write_json_atomic, xy_batches
 
 DATASETS = ("friedman", "diabetes")
 SIZES = {"small": 1, "medium": 2, "large": 4}          # repeat r of the FC layer
@@ -112,8 +112,7 @@ def train(model: KirchhoffNet, data, epochs: int = 400, batch: int = 64, lr: flo
     sol = dict(TRAIN_SOLVER, **(solver or {}))
 
     def batches(gen, epoch):
-        for idx in shuffled_batches(xtr.shape[0], batch, gen):
-            yield xtr[idx], ytr[idx]
+        return xy_batches(xtr, ytr, batch, gen)
 
     def loss_fn(m, b):
         x, y = b
