@@ -18,6 +18,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from quant_sweep import load  # noqa: E402
 
 
+def _quantized(name, lim):
+    """Model, task, float reference outputs, scaling and the 6-bit quantization under the sky130 limits."""
+    m = load(name)
+    task = get_task("auto", m)
+    sc = map_model(m, task.calib(), lim)
+    return m, task, task.outputs(m), sc, quantize_model(m, sc, lim, num_inputs=task.num_inputs)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=50)
@@ -30,11 +38,7 @@ def main():
     if f.exists():
         out = json.loads(f.read_text())
     if "mismatch" in a.parts:
-        m = load("diabetes")
-        task = get_task("auto", m)
-        ref = task.outputs(m)
-        sc = map_model(m, task.calib(), lim)
-        r6 = quantize_model(m, sc, lim, num_inputs=task.num_inputs)
+        m, task, ref, sc, r6 = _quantized("diabetes", lim)
         res = {"L0": task.metric(m), "L1": task.metric(r6.model)}
         for tag, mm in (("plain", None), ("mismatch_aware", (0.02, 0.01))):
             t0 = time.time()
@@ -47,11 +51,7 @@ def main():
         out["diabetes_mismatch_aware_6bit"] = res
         f.write_text(json.dumps(out, indent=1))
     if "limits" in a.parts:
-        m = load("twomoon")
-        task = get_task("auto", m)
-        ref = task.outputs(m)
-        sc = map_model(m, task.calib(), lim)
-        r6 = quantize_model(m, sc, lim, num_inputs=task.num_inputs)
+        m, task, ref, sc, r6 = _quantized("twomoon", lim)
         t0 = time.time()
         ft = finetune(m, sc, r6.spec.tables, task, 10, lr=1e-3, log=lambda s: print(s, flush=True))
         rf = quantize_model(ft, sc, lim, tables=r6.spec.tables, num_inputs=task.num_inputs)
