@@ -7,7 +7,7 @@ import json, time, torch
 torch.set_num_threads(1)
 from kchip.model import load_model
 from kchip.quantize import ChipSpec, realized_model
-from kchip.quantize.evaluate import get_task, monte_carlo, output_error
+from kchip.quantize.evaluate import get_task, monte_carlo
 m = load_model('build/quant/twomoon.pt').double()
 task = get_task('twomoon')
 ref = task.outputs(m)

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from kchip.cells.characterize import CellKind, KINDS, run_dc
+from kchip.cells.characterize import CellKind, run_dc
 from kchip.cells.transient import one_node_transient
 from kchip.pdk import load_pdk
 

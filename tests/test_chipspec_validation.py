@@ -1,5 +1,4 @@
 """ChipSpec: exact JSON round trip; every kind of invalid spec refused with a message naming the field."""
-import copy
 import json
 
 import pytest

@@ -1,5 +1,4 @@
 """Topology generators against literal loops (tests/reference.py) and torch's own unfold."""
-import numpy as np
 import pytest
 import torch
 

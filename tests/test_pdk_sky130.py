@@ -1,6 +1,5 @@
 """kchip.pdk: pdk.yaml loading, model library lookup, trimmed include (fast tests)."""
 import re
-import time
 from pathlib import Path
 
 import pytest

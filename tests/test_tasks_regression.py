@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from kchip.tasks import regression as R
 from kchip.tasks.common import set_seed

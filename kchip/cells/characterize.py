@@ -12,7 +12,6 @@ and writes characterization/<kind>/<corner>.npz (CellTable), <corner>.csv (surfa
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path

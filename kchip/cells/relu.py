@@ -12,7 +12,6 @@
 """
 from __future__ import annotations
 
-from typing import List
 
 import numpy as np
 
@@ -128,9 +127,8 @@ def _fit_relu(dv, i, i_min: float = 1e-9):
 
 
 def char_relu(pdk, kind, corner, n_mc):
-    from .characterize import _header, _inst, REPO  # noqa: F401
+    from .characterize import _header, _inst
     from ..sim.ngspice import run_deck
-    from .tables import CellTable, CodeParam, CodeTable
     sub = kind.subckt(pdk)
     combos = _combos(kind)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span

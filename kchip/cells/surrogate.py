@@ -16,7 +16,6 @@ part exact; the output mirrors' small dependence on the pin voltages is taken mi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch

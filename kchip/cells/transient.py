@@ -10,7 +10,6 @@ sweep at the node (both reported).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import numpy as np

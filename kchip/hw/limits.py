@@ -7,7 +7,7 @@ The fields kchip.pdk does not (yet) provide keep the defaults below, and `source
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Dict, Optional
+from typing import Dict
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Subcircuit ports of `kchip_core`:
 """
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import List
 
 from kchip.hw.kinds import CELL_KINDS
 from kchip.model.laws import get_law

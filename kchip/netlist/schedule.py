@@ -15,7 +15,7 @@ to the start of an inference:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Tuple
 
 from kchip.quantize.chipspec import ChipSpec
 

@@ -135,7 +135,7 @@ class Pdk:
 
     def model_include(self, corner: str = "tt", trimmed: bool = True) -> str:
         """The SPICE line that loads the models of `corner` ('tt', 'ss', ..., 'tt_mm' for mismatch)."""
-        base = self.check_corner(corner)
+        self.check_corner(corner)
         if trimmed and corner != self.data["models"].get("monte_carlo"):
             path = self.trimmed_library(corner)
             return f".include {path}"

@@ -11,9 +11,7 @@ range of an output of the float model over the evaluation inputs.
 """
 from __future__ import annotations
 
-import copy
 import math
-from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np

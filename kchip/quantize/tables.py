@@ -9,7 +9,7 @@ outside [min, max] are clipped to the end values and counted.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Mapping, Sequence
 
 import numpy as np

@@ -40,7 +40,6 @@ def _run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     waves = wave_names(spec) if args.waves else ()
     t0 = time.perf_counter()
-    xs = x[: args.waves] if args.waves else x
     y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
                        waves=waves)
     wall = time.perf_counter() - t0

@@ -9,7 +9,6 @@ float model): RMS and max error per output and in % of full scale (the reference
 """
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
-
 from kchip.netlist.schedule import build_schedule
 from kchip.quantize.chipspec import ChipSpec
 

@@ -78,7 +78,7 @@ def _init_from(model, path):
 def _run_train(args) -> int:
     import torch
     from kchip.model import save_model
-    from .common import limit_threads, set_seed
+    from .common import set_seed
     fam = family(args.task)
     torch.set_num_threads(max(1, args.threads))
     d = dict(DEFAULTS[fam])

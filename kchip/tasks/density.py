@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Dict, Optional
 
-import numpy as np
 import torch
 
 from kchip.model import KirchhoffNet
