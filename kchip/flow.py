@@ -53,6 +53,12 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
         model = import_official(ctx.path(cfg["checkpoint"]), ctx.path(cfg["config"]))
     elif source == "kchip":
         model = load_model(ctx.path(cfg["file"]))
+        if cfg.get("dataset"):                 # the task's data (the fixed split) for the later stages' metric
+            from .tasks.regression import load_data
+            data = load_data(cfg["dataset"])
+            np.savez(out / "data.npz", x_train=data[0].numpy(), y_train=data[1].numpy(), x_test=data[2].numpy(),
+                     y_test=data[3].numpy())
+            result_extra = {"task": f"regression:{cfg['dataset']}", "data": str((out / "data.npz").relative_to(out.parent))}
     elif source == "spec":
         torch.manual_seed(int(cfg.get("seed", 0)))
         periods = []
@@ -114,7 +120,16 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     else:
         calib = torch.tensor(np.load(ctx.root / ctx.results["forward"]["inputs"]))
     target = cfg.get("target", {"kind": "latency", "value": 1e-6})
-    scaling = map_model(model, calib, target=target)
+    lim = None
+    if cfg.get("limits"):                      # overrides of the PDK limits, e.g. the cells' input range
+        from dataclasses import replace
+        from .hw.limits import load_limits
+        base = load_limits()
+        unknown = sorted(set(cfg["limits"]) - set(base.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"flow.yaml: quantize.limits.{unknown[0]}: unknown limit")
+        lim = replace(base, **{k: float(v) for k, v in cfg["limits"].items()})
+    scaling = map_model(model, calib, pdk_limits=lim, target=target)
     bits = {"gm": int(cfg.get("bits_gm", 6)), "bias": int(cfg.get("bits_bias", 6))}
     q = quantize_model(model, scaling, bits=bits, strict=bool(cfg.get("strict", False)), name=ctx.name)
     q.spec.save(out / "chip.json")
@@ -132,8 +147,16 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
 def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
     from .netlist import write_netlist
     level = cfg.get("level", "ideal")
-    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level)
-    return {"netlist": str(path.relative_to(ctx.root)), "level": level}
+    corner = cfg.get("corner", "tt")
+    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner)
+    res = {"netlist": str(path.relative_to(ctx.root)), "level": level}
+    if level == "transistor":
+        import json
+        rep = json.loads((path.parent / (path.name + ".cells.json")).read_text())
+        res.update(corner=corner, cells=str((path.parent / (path.name + ".cells.json")).relative_to(ctx.root)),
+                   instantiated=rep["instantiated"], clipped=rep["clipped"], i_u=rep["i_u"], c_f=rep["c_f"],
+                   max_code_err_pct_fs=rep["max_err_pct_fs"])
+    return res
 
 
 def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
@@ -157,9 +180,27 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     with torch.no_grad():
         l1 = realized_model(spec)(torch.tensor(x), **tight).numpy()
         l0 = load_model(ctx.root / ctx.results["model"]["model"]).double()(torch.tensor(x), **tight).numpy()
-    res = {"inputs": n, "ngspice_s": sum(info["wall_s"]),
+    res = {"inputs": n, "ngspice_s": sum(info["wall_s"]), "ngspice_wall_s": info.get("wall_total_s"),
            "vs_L1": {k: v for k, v in compare(y, l1).items() if k != "per_output"},
            "vs_L0": {k: v for k, v in compare(y, l0).items() if k != "per_output"}}
+    if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' measured code tables
+        import json
+        import time
+        from .netlist.transistor import cell_level_spec
+        rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
+        l2_model = realized_model(cell_level_spec(spec, rep))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            l2 = l2_model(torch.tensor(x), **tight).numpy()
+        t_l2 = time.perf_counter() - t0
+        res["vs_L2"] = {k: v for k, v in compare(y, l2).items() if k != "per_output"}
+        res["L2_vs_L0"] = {k: v for k, v in compare(l2, l0).items() if k != "per_output"}
+        res["speed"] = {"L2_s": t_l2, "ngspice_cpu_s": sum(info["wall_s"]),
+                        "ratio_ngspice_cpu_over_L2": sum(info["wall_s"]) / max(t_l2, 1e-9),
+                        "ngspice_s_per_input": sum(info["wall_s"]) / n,
+                        "ngspice_s_per_input_per_edge": sum(info["wall_s"]) / n / max(rep["instantiated"], 1)}
+        if y_true is not None:
+            res["mse_L2"] = float(np.mean((l2 - y_true) ** 2))
     if y_true is not None:
         res["mse_chip"] = float(np.mean((y - y_true) ** 2))
         res["mse_L1"] = float(np.mean((l1 - y_true) ** 2))

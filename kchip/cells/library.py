@@ -43,9 +43,13 @@ DEFAULTS = {
 }
 
 
-def _fet(pdk: Pdk, kind: str, name: str, d: str, g: str, s: str, b: str, w: float, l: float) -> str:
+def _fet(pdk: Pdk, kind: str, name: str, d: str, g: str, s: str, b: str, w: float, l: float, m: int = 1) -> str:
+    """One sky130_fd_pr transistor. m > 1 = m parallel unit devices (ngspice instance multiplier `m`, and
+    `mult` so that the sky130 mismatch sigma scales as 1/sqrt(m) like m real copies). Use m, not a wider W,
+    for current ratios: the sky130 models are binned by W (a W=8 nfet carries 1.25x four W=2 units, measured)."""
     dev = pdk.device(kind)["name"]
-    return f"X{name} {d} {g} {s} {b} {dev} w={w:g} l={l:g}"
+    mm = f" m={int(m)} mult={int(m)}" if m != 1 else ""
+    return f"X{name} {d} {g} {s} {b} {dev} w={w:g} l={l:g}{mm}"
 
 
 def edge_pins(bits: int, obits: int = 0) -> List[str]:

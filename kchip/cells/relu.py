@@ -18,101 +18,93 @@ import numpy as np
 from ..pdk import Pdk
 from . import library as L
 
-DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=4.0, l_in=1.0, w_u=2.0, l_u=8.0, tail_units=30, r_deg=530e3,
-                w_r=0.35, w_p=2.0, l_p=2.0, w_n=1.0, l_n=2.0, w_sw=1.0, l_sw=0.15, cascode=True, w_pc=2.0,
-                l_pc=1.0, w_nc=4.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, ub_units=2,
-                dac_cascode=False, unit_copies=False)   # the characterized design (experiments: docs/cells.md)
+DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=16.0, l_in=1.0, pair_bulk="source", w_u=2.0, l_u=8.0,
+                tail_units=30, r_deg=530e3, w_r=0.35, w_p=8.0, l_p=6.0, w_n=16.0, l_n=6.0, w_sw=1.0, l_sw=0.15,
+                cascode=True, w_pc=8.0, l_pc=1.0, w_nc=16.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, w_oc=2.0,
+                ub_units=2, bias_cascode=True)   # the characterized design (experiments: docs/cells.md)
 
 
 def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
+    """Subcircuit of the ReLU cell (module docstring). Every current ratio is made of unit devices
+    (instance multiplier m): tails m = tail_units, bias legs m = ub_units 2^k, fixed sink m = ub_units 2^(obits-1),
+    rectifier m = 2^bits - 1, output legs m = 2^k."""
     p = dict(DEFAULTS); p.update(kw)
     n, m = int(p["bits"]), int(p["obits"])
     name = name or f"kc_relu_diff_{'p' if sign > 0 else 'n'}{n}_{m}"
     ga, gb = ("s", "d") if sign > 0 else ("d", "s")
-    f = lambda *a: L._fet(pdk, *a)
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
     mir = lambda *a: L._mirror(pdk, p, *a)
     res = pdk.device("res_xhigh")
     rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
     lr = p["r_deg"] / rs * wr
-    wt = p["w_u"] * p["tail_units"]
+    wu, lu = p["w_u"], p["l_u"]
+    ba, bb = ("sa", "sb") if p["pair_bulk"] == "source" else ("vss", "vss")
     lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
-             f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit bipolar bias",
-             "* degenerated pair with split tails (enable-gated)",
-             f(p.get("pair", "nfet"), "M1", "na", ga, "sa", "vss", p["w_in"], p["l_in"]),
-             f(p.get("pair", "nfet"), "M2", "nb", gb, "sb", "vss", p["w_in"], p["l_in"]),
+             f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit offset-binary bias",
+             "* degenerated pair (bulk = own source: isolated p-wells) with split tails, enable-gated",
+             f(p["pair"], "M1", "na", ga, "sa", ba, p["w_in"], p["l_in"]),
+             f(p["pair"], "M2", "nb", gb, "sb", bb, p["w_in"], p["l_in"]),
              (f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
               f"RDEG sa sb {p['r_deg']:.6g}"),
              f("nfet", "SEA", "sa", "en", "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
              f("nfet", "SEB", "sb", "en", "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "MTA", "ta", "vbn", "vss", "vss", wt, p["l_u"]),
-             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wt, p["l_u"]),
-             "* pfet diodes; into X: I_A - I_B",
-             *mir("pfet", "PA", "na", "na", "vdd", True), *mir("pfet", "PB", "nb", "nb", "vdd", True),
-             *mir("pfet", "PAX", "x", "na", "vdd", False),
-             *mir("pfet", "PBX", "nbx", "nb", "vdd", False),
-             *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
-             *mir("nfet", "NBS", "x", "nbx", "vss", False),
-             "* bipolar bias DAC: local pfet diode of ub_units units, binary pfet legs, fixed sink",
-             *([f("nfet", f"BU{j}", "pb", "vbn", "vss", "vss", p["w_u"], p["l_u"]) for j in range(p["ub_units"])]
-               if p.get("unit_copies") else
-               [f("nfet", "BU", "pb", "vbn", "vss", "vss", p["w_u"] * p["ub_units"], p["l_u"])])]
-    if p.get("dac_cascode"):
-        # low-voltage cascoded pfet diode and legs (gate vcp): the legs' drains sit at the rectifier
-        # node (~0.5 V) while the diode's sits at vdd - V_SG; without cascodes that V_DS difference made
-        # the DAC 5-7 % non-linear
-        lines += [f("pfet_lvt", "BP", "bpx", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2),
-                  f("pfet_lvt", "BPC", "pb", "vcp", "bpx", "vdd", p["w_pc"], p["l_pc"])]
-    else:
-        lines.append(f("pfet_lvt", "BP", "pb", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2))
-    for k in range(m):
-        leg = f"bl{k}"
-        if p.get("dac_cascode"):
-            lines += [f("pfet_lvt", f"BL{k}_{j}", f"blx{k}", "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)
-                      for j in range(2 ** k)]      # unit copies: no narrow-width ratio error
-            lines.append(f("pfet_lvt", f"BLC{k}", leg, "vcp", f"blx{k}", "vdd", p["w_pc"] * 2 ** k, p["l_pc"]))
-        elif p.get("unit_copies"):
-            lines += [f("pfet_lvt", f"BL{k}_{j}", leg, "pb", "vdd", "vdd", p["w_p"], p["l_p"] * 2)
-                      for j in range(2 ** k)]
-        else:
-            lines.append(f("pfet_lvt", f"BL{k}", leg, "pb", "vdd", "vdd", p["w_p"] * 2 ** k, p["l_p"] * 2))
-        lines.append(f("pfet_lvt", f"BS{k}", "xe", f"o{k}b", leg, "vdd", p["w_sw"] * 2 ** k, p["l_sw"] * 2.4))
-        # o{k}b = inverted bit (pfet switch on when the bit is 1): local inverter
-        lines.append(f("nfet", f"IN{k}", f"o{k}b", f"o{k}", "vss", "vss", 0.42, 0.15))
-        lines.append(f("pfet", f"IP{k}", f"o{k}b", f"o{k}", "vdd", "vdd", 0.42, 0.15))
-    half = 2 ** (m - 1)
-    lines += [f("nfet", "SXE", "xe", "en", "x", "vss", p["w_sw"] * 4, p["l_sw"]),
-              *([f("nfet", f"BSK{j}", "xk", "vbn", "vss", "vss", p["w_u"], p["l_u"])
-                 for j in range(p["ub_units"] * half)] if p.get("unit_copies") else
-                [f("nfet", "BSK", "xk", "vbn", "vss", "vss", p["w_u"] * p["ub_units"] * half, p["l_u"])]),
-              f("nfet", "BSKE", "x", "en", "xk", "vss", p["w_sw"] * 4, p["l_sw"]),
-              "* rectifier: diode nfet of 2^bits-1 units at X"]
-    units = 2 ** n - 1
-    lines.append(f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"] * units, p["l_o"]))
-    # output legs: sink from s, and sink from y (pfet mirror -> d)
+             f("nfet", "MTA", "ta", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+             "* bias: offset-binary legs (2^k ub_units units, bit o_k) add to branch A, a fixed",
+             "* 2^(obits-1) ub_units sink adds to branch B -> X gets (ocode - 2^(obits-1)) I_ub; same units, same",
+             "* drain node kind (the pfet diodes), so the ratios are exact; gated by en",
+             *_bias_legs(pdk, p, m)]
+    lines += ["* pfet diodes; into X: I_A' - I_B'",
+              *mir("pfet", "PA", "na", "na", "vdd", True), *mir("pfet", "PB", "nb", "nb", "vdd", True),
+              *mir("pfet", "PAX", "x", "na", "vdd", False),
+              *mir("pfet", "PBX", "nbx", "nb", "vdd", False),
+              *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
+              *mir("nfet", "NBS", "x", "nbx", "vss", False),
+              "* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
+              f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
+    # output legs (cascoded): sink code/(2^bits-1) of the rectified current from s, and from y (-> pfet
+    # mirror -> d). No enable switch needed here: en = 0 removes every current into X, so X falls and the
+    # legs are off (leakage measured in the characterization).
     for tgt, tag in (("s", "S"), ("y", "Y")):
         for k in range(n):
             top = f"o{tag}{k}c"
-            if p["cascode"]:
-                lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_nc"] * 2 ** k, p["l_nc"]))
-            else:
-                top = tgt
-            lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}e{k}", "vss", p["w_sw"] * 2 ** k, p["l_sw"]))
-            lines.append(f("nfet", f"O{tag}E{k}", f"o{tag}e{k}", "en", f"o{tag}u{k}", "vss", p["w_sw"] * 2 ** k,
-                           p["l_sw"]))
-            lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"] * 2 ** k, p["l_o"]))
+            lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_oc"], p["l_nc"], m=2 ** k))
+            lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
+            lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** k))
     lines += ["* pfet mirror y -> d", *mir("pfet", "PY", "y", "y", "vdd", True),
               *mir("pfet", "PYD", "d", "y", "vdd", False), f".ends {name}"]
     return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
 
 
+def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    wu, lu, ub = p["w_u"], p["l_u"], int(p["ub_units"])
+    casc = p.get("bias_cascode")
+    out = []
+    for k in range(m):
+        top = f"bq{k}" if casc else "bsa"
+        if casc:
+            out.append(f("nfet", f"BC{k}", "bsa", "vcn", top, "vss", p["w_oc"], p["l_nc"], m=ub * 2 ** k))
+        out.append(f("nfet", f"BS{k}", top, f"o{k}", f"bu{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
+        out.append(f("nfet", f"BU{k}", f"bu{k}", "vbn", "vss", "vss", wu, lu, m=ub * 2 ** k))
+    half = 2 ** (m - 1)
+    if casc:
+        out.append(f("nfet", "BKC", "bsb", "vcn", "bkq", "vss", p["w_oc"], p["l_nc"], m=ub * half))
+    out += [f("nfet", "BK", "bkq" if casc else "bsb", "vbn", "vss", "vss", wu, lu, m=ub * half),
+            f("nfet", "BEA", "na", "en", "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", "BEB", "nb", "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"])]
+    return out
+
+
 # ------------------------------------------------------------------------------------------ characterization
 def _combos(kind):
-    """Characterized (code, ocode) pairs: every magnitude bit alone and the extremes at zero bias, and
-    every other offset code at full magnitude (a full 16 x 16 set costs ~20 min of ngspice on 2 cores)."""
+    """Characterized (code, ocode) pairs: every magnitude bit alone and the extremes at zero bias, every
+    offset code at full magnitude, and three mixed pairs that check the product form code/15 * relu(...)."""
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     mags = [0] + [2 ** k for k in range(kind.bits)] + [full]
-    offs = sorted((set(range(0, 2 ** kind.obits, 2)) | {2 ** kind.obits - 1}) - {half})
-    return [(c, half) for c in mags] + [(full, o) for o in offs]
+    offs = [o for o in range(2 ** kind.obits) if o != half]
+    mixed = [(full // 3, 2 ** kind.obits - 4), (2 * full // 3, half // 2), (full // 5, 2 ** kind.obits - 1)]
+    return [(c, half) for c in mags] + [(full, o) for o in offs] + mixed
 
 
 def _fit_relu(dv, i, i_min: float = 1e-9):
@@ -126,28 +118,39 @@ def _fit_relu(dv, i, i_min: float = 1e-9):
     return float(r.x[0]), float(r.x[1])
 
 
-def char_relu(pdk, kind, corner, n_mc):
+def char_relu(pdk, kind, corner, n_mc, jobs=None):
+    """DC surfaces of every combo (+ one disabled instance) over vs x vd, split over `jobs` parallel ngspice
+    runs (each run holds a share of the instances and sweeps the whole grid); then mismatch (n_mc copies)."""
+    import time
     from .characterize import _header, _inst
-    from ..sim.ngspice import run_deck
+    from ..sim.ngspice import run_decks
     sub = kind.subckt(pdk)
     combos = _combos(kind)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
     n = int(round((hi - lo) / kind.step)) + 1
     vd_step = kind.span / 2
-    vd_grid = kind.vcm + vd_step * np.array([-1.0, 0.0, 1.0])
+    vd_grid = kind.vcm + vd_step * np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
     nd = len(vd_grid)
-    # rshunt: a 1e12 ohm path at every node (<= 1.2 pA) - halves the Newton work of the rectifier's
-    # high-impedance off states
-    lines = [ln.replace(".options ", ".options rshunt=1e12 ") for ln in
-             _header(pdk, kind, corner, sub, "DC surfaces")] + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
-    for c, o in combos:
-        lines += _inst(kind, sub, f"c{c}o{o}", c, o)
-    lines += _inst(kind, sub, "off", 2 ** kind.bits - 1, 2 ** kind.obits - 1, en="0")
-    lines += [f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {vd_grid[0]:.4f} {vd_grid[-1]:.4f} {vd_step:.4f}",
-              ".end"]
-    res = run_deck("\n".join(lines), cell=kind.name, point=f"DC surface grid at corner {corner}",
-                   expect_points=[n * nd])
-    dc = res.plots[0]
+    head = _header(pdk, kind, corner, sub, "DC surfaces") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
+    insts = [(f"c{c}o{o}", c, o, "en") for c, o in combos] + [("off", 2 ** kind.bits - 1, 2 ** kind.obits - 1, "0")]
+    import os
+    jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
+    groups = [insts[k::jobs] for k in range(min(jobs, len(insts)))]
+    decks = []
+    for g in groups:
+        lines = list(head)
+        for tag, c, o, en in g:
+            lines += _inst(kind, sub, tag, c, o, en=en)
+        lines += [f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {vd_grid[0]:.4f} {vd_grid[-1]:.4f} {vd_step:.4f}",
+                  ".end"]
+        decks.append("\n".join(lines))
+    t0 = time.perf_counter()
+    results = run_decks(decks, jobs=jobs, cell=kind.name, point=f"DC surface grid at corner {corner}",
+                        expect_points=[n * nd], timeout=3600)
+    wall = time.perf_counter() - t0
+    dc = {}
+    for r in results:
+        dc.update(r.plots[0].vectors)
     grid = lo + kind.step * np.arange(n)
     shp = (nd, n)
     i_d = np.stack([dc[f"i(vmdc{c}o{o})"].reshape(shp) for c, o in combos])
@@ -155,7 +158,56 @@ def char_relu(pdk, kind, corner, n_mc):
     i_dd = np.stack([dc[f"i(vddc{c}o{o})"].reshape(shp) for c, o in combos])
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
     i_ub = float(sub.params["ub_units"]) * kind.i_unit
-    return analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, res.wall_s, i_ub)
+    summary, table, codetab = analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub)
+    summary["dc_runs"] = len(decks)
+    if n_mc > 1:
+        summary.update(mismatch_relu(pdk, kind, corner, n_mc, summary, jobs))
+    return summary, table, codetab
+
+
+def mismatch_relu(pdk, kind, corner, n_mc, summary, jobs=None) -> dict:
+    """n_mc copies (each draws its own sky130 mismatch, corner <corner>_mm) of three combos at vd = v_cm,
+    vs swept over the conducting part of the range -> sigma of the fitted gain and of the input-referred
+    offset (-b/g) per combo."""
+    import time
+    from .characterize import _header, _inst
+    from ..sim.ngspice import run_decks
+    mm = corner + pdk.mismatch_suffix
+    sub = kind.subckt(pdk)
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    combos = [(full, half), (full // 3 + 1, half), (full, half + half // 2)]
+    npts = 7
+    lo, hi = kind.vcm, kind.vcm + kind.span
+    insts = [(f"c{c}o{o}m{m}", c, o) for c, o in combos for m in range(n_mc)]
+    jobs = jobs or 1
+    decks = []
+    for k in range(min(jobs, len(insts))):
+        lines = _header(pdk, kind, mm, sub, f"mismatch x{n_mc}") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
+        for tag, c, o in insts[k::jobs]:
+            lines += _inst(kind, sub, tag, c, o)
+        lines += [f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", ".end"]
+        decks.append("\n".join(lines))
+    t0 = time.perf_counter()
+    res = run_decks(decks, jobs=jobs, cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
+    wall = time.perf_counter() - t0
+    dc = {}
+    for r in res:
+        dc.update(r.plots[0].vectors)
+    dv = np.linspace(0.0, hi - lo, npts)
+    sig_g, sig_off = {}, {}
+    for c, o in combos:
+        g, off = [], []
+        for m in range(n_mc):
+            i = np.asarray(dc[f"i(vmdc{c}o{o}m{m})"])
+            on = i > 0.02 * np.max(i)
+            if on.sum() >= 3:
+                pg = np.polyfit(dv[on], i[on], 1)
+                g.append(pg[0]); off.append(-pg[1] / pg[0])
+        key = f"{c},{o}"
+        sig_g[key] = float(np.std(g, ddof=1) / np.mean(g)) if len(g) > 2 else float("nan")
+        sig_off[key] = float(np.std(off, ddof=1)) if len(off) > 2 else float("nan")
+    return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_gain_rel=sig_g, sigma_offset_V=sig_off,
+                wall_s_mc=wall)
 
 
 def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub):
@@ -167,26 +219,33 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
     DV = VS - VD
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     a_nom = np.array([c / full for c, _ in combos])
-    b_nom = np.array([(o - half) * i_ub for _, o in combos])
-    from scipy.optimize import minimize_scalar
+    o_rel = np.array([o - half for _, o in combos], float)
+    i_ub_nominal = i_ub
 
-    def ideal(G):
-        return a_nom[:, None, None] * np.maximum(G * DV[None] + b_nom[:, None, None], 0)
-    # per-combo fits (relu(g dv + b)); the cell transconductance G0 = median of the full-code slopes
+    def ideal(G, ub=None):
+        ub = i_ub if ub is None else ub
+        return a_nom[:, None, None] * np.maximum(G * DV[None] + (o_rel * ub)[:, None, None], 0)
+    # per-combo fits (relu(g dv + b)); the cell constants G0 (transconductance) and I_ub (bias unit) are
+    # fitted once per cell and corner (like the tanh cell's slope): least squares, then minimax on a grid
     fits = [_fit_relu(DV.ravel(), i_d[j].ravel()) for j in range(len(combos))]
     g_full = [fits[j][0] for j, (c, o) in enumerate(combos) if c == full and fits[j]]
-    G0 = float(np.median(g_full)) if g_full else float(
-        minimize_scalar(lambda G: np.sum((i_d - ideal(G)) ** 2), bounds=(1e-7, 2e-5), method="bounded").x)
-    Gs = np.linspace(0.7 * G0, 1.3 * G0, 241)
-    devs = [np.max(np.abs(i_d - ideal(G))) for G in Gs]
-    G_mm = float(Gs[int(np.argmin(devs))])
+    G0 = float(np.median(g_full)) if g_full else 2e-6
+    from scipy.optimize import least_squares
+    ls = least_squares(lambda q: (ideal(q[0] * G0, q[1] * i_ub) - i_d).ravel() / G0, x0=[1.0, 1.0])
+    G_ls, ub_ls = ls.x[0] * G0, ls.x[1] * i_ub
+    Gs = np.linspace(0.9 * G_ls, 1.1 * G_ls, 81)
+    ubs = np.linspace(0.85 * ub_ls, 1.15 * ub_ls, 61)
+    grid_dev = np.array([[np.max(np.abs(i_d - ideal(G, u))) for u in ubs] for G in Gs])
+    jg, ju = np.unravel_index(int(np.argmin(grid_dev)), grid_dev.shape)
+    G_mm, i_ub = float(Gs[jg]), float(ubs[ju])
+    devs = grid_dev[:, ju]
     i_fs = float(np.max(np.abs(ideal(G_mm))))
-    dev = float(min(devs)) / i_fs
+    dev = float(grid_dev[jg, ju]) / i_fs
     inner = (np.abs(VS - kind.vcm) <= 2 * kind.span / 3 + 1e-9) & (np.abs(VD - kind.vcm) <= 2 * kind.span / 3 + 1e-9)
     dev_inner = float(min(np.max(np.abs(i_d - ideal(G))[:, inner]) for G in Gs)) / i_fs
     dev_fit_inner = 0.0
     for j in range(len(combos)):
-        f_in = _fit_relu(DV[inner], i_d[j][inner])
+        f_in = _fit_relu(DV[inner], i_d[j][inner]) or fits[j]
         model = np.maximum(f_in[0] * DV + f_in[1], 0) if f_in else np.zeros_like(DV)
         dev_fit_inner = max(dev_fit_inner, float(np.max(np.abs(i_d[j] - model)[inner])) / i_fs)
     dev_fit = 0.0
@@ -225,6 +284,7 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
     zero_ok = tuple(j for j in range(len(combos)) if np.max(np.abs(nominal[j])) < 0.01 * i_fs)
     table = CellTable(kind.name, corner, np.arange(len(combos)), grid, vd_grid, i_d, i_s, i_dd, {}, zero_ok)
     summary = dict(cell=kind.name, corner=corner, i_fs_A=i_fs, i_unit_A=kind.i_unit, i_bias_unit_A=i_ub,
+                   i_bias_unit_nominal_A=i_ub_nominal,
                    vcm_V=kind.vcm, span_V=kind.span, grid_step_V=kind.step, grid_points=int(n * nd),
                    vd_rows_V=vd_grid.tolist(),
                    combos=[list(x) for x in combos], gain_G0_A_per_V=G_mm,
@@ -257,6 +317,9 @@ def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:
     t = CellTable.load(out_dir / f"{corner}.npz")
     old = t.scalars
     summary, table, codetab = analyze_relu(kind, corner, old["combos"], t.vs, t.vd, t.i_d, t.i_s, t.i_dd,
-                                           old["leakage_disabled_A"], old["wall_s_dc"], old["i_bias_unit_A"])
-    summary["wall_s_total"] = old.get("wall_s_total")
+                                           old["leakage_disabled_A"], old["wall_s_dc"],
+                                           old.get("i_bias_unit_nominal_A", old["i_bias_unit_A"]))
+    for k in ("wall_s_total", "dc_runs", "mc_n", "mc_combos", "sigma_gain_rel", "sigma_offset_V", "wall_s_mc"):
+        if k in old:
+            summary[k] = old[k]
     return write_results(kind, corner, table, codetab, summary, out_dir, plots)

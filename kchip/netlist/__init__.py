@@ -2,7 +2,8 @@
 
 `build_netlist(spec, level)` returns the text of `chip.spice`: a header naming the ChipSpec it was built from
 (its SHA-256, node/period/edge counts, port list), the cell subcircuits and the `kchip_core` subcircuit.
-Levels: `ideal` (behavioural sources, ideal switches: `ideal.py`). The testbench around it (input drivers,
+Levels: `ideal` (behavioural sources, ideal switches: `ideal.py`), `transistor` (sky130 cells, bias generator,
+MIM capacitors, nfet switches: `transistor.py`; writes the per-edge cell codes to `<deck>.cells.json`). The testbench around it (input drivers,
 control, supplies, `.save`) is written per run by `kchip.sim.simulate`.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kchip.quantize.chipspec import ChipSpec
 
 from .ideal import core_ports, ideal_netlist
 
-LEVELS = ("ideal",)
+LEVELS = ("ideal", "transistor")
 HEADER_TAG = "* kchip-netlist "
 
 
@@ -24,13 +25,22 @@ def spec_digest(spec: ChipSpec) -> str:
     return hashlib.sha256(spec.to_json().encode()).hexdigest()
 
 
-def build_netlist(spec: ChipSpec, level: str = "ideal") -> str:
+def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", report: Dict = None) -> str:
+    """The deck text; for level `transistor`, `report` (a dict, if given) receives the cell realization."""
     if level not in LEVELS:
-        raise ValueError(f"level: {level!r} is not available; available levels: {', '.join(LEVELS)} "
-                         f"(transistor level: not implemented yet)")
+        raise ValueError(f"level: {level!r} is not available; available levels: {', '.join(LEVELS)}")
     meta = {"level": level, "spec": spec.name, "spec_sha256": spec_digest(spec), "nodes": spec.num_nodes,
             "periods": len(spec.periods), "edges": len(spec.edges), "ports": core_ports(spec)}
-    body = ideal_netlist(spec)
+    if level == "transistor":
+        from .transistor import LOGIC_HIGH, core_ports as tr_ports, transistor_netlist
+        body, rep = transistor_netlist(spec, corner=corner)
+        meta.update(ports=tr_ports(spec), corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],
+                    supplies={"vdd": 1.8, "iref": rep["i_ref_A"]}, i_u=rep["i_u"], c_f=rep["c_f"],
+                    options=".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-15")
+        if report is not None:
+            report.update(rep)
+    else:
+        body = ideal_netlist(spec)
     return (f"* kchip {level}-level netlist of {spec.name}\n{HEADER_TAG}{json.dumps(meta)}\n"
             f"* SW voltage v <-> V_cm + V_u v; SW current i <-> I_u i; SW time t <-> tau t\n{body}")
 
@@ -42,9 +52,12 @@ def read_header(text: str, where: str = "deck") -> Dict:
     raise ValueError(f"{where}: not a kchip netlist (no '{HEADER_TAG.strip()}' header line)")
 
 
-def write_netlist(spec_path, out_path, level: str = "ideal") -> Path:
+def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt") -> Path:
     spec = ChipSpec.load(spec_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_netlist(spec, level))
+    rep: Dict = {}
+    out.write_text(build_netlist(spec, level, corner, report=rep))
+    if level == "transistor":
+        (out.parent / (out.name + ".cells.json")).write_text(json.dumps(rep, indent=1))
     return out

@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["NgspiceError", "NgspiceNotFound", "ModelFileMissing", "ConvergenceError", "Plot", "SimResult",
+__all__ = ["NgspiceError", "NgspiceNotFound", "ModelFileMissing", "ConvergenceError", "Plot", "SimResult", "run_decks",
            "find_ngspice", "run_deck", "read_raw", "DEFAULT_SPICEINIT"]
 
 DEFAULT_SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\n"
@@ -278,3 +278,20 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
     finally:
         if tmp is not None:
             tmp.cleanup()
+
+
+def run_decks(decks: Sequence[str], jobs: Optional[int] = None, **kw) -> List[SimResult]:
+    """Run independent decks in parallel ngspice processes (one per core by default; KCHIP_JOBS overrides),
+    results in the order of `decks`. Every keyword goes to `run_deck`; the first error is raised after all
+    runs finished (no orphaned ngspice)."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
+    if len(decks) == 1 or jobs == 1:
+        return [run_deck(d, **kw) for d in decks]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(decks))) as pool:
+        futs = [pool.submit(run_deck, d, **kw) for d in decks]
+        errs = [f.exception() for f in futs]
+    for e in errs:
+        if e is not None:
+            raise e
+    return [f.result() for f in futs]

@@ -66,7 +66,12 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     """The testbench deck around `kchip_core`: supplies, input drivers, control (the schedule of every
     inference), transient analysis with at least `steps_per_period` steps per period, `.save` of the outputs
     and of the requested waveforms only."""
-    options = DEFAULT_OPTIONS if options is None else options
+    head = read_header(deck_path.read_text(), str(deck_path))
+    if direction not in head.get("directions", ["forward", "reverse"]):
+        raise ValueError(f"direction: {direction!r} is not supported by this {head['level']}-level deck "
+                         f"(supported: {', '.join(head['directions'])})")
+    options = head.get("options", DEFAULT_OPTIONS) if options is None else options
+    hi = float(head.get("logic_high", LOGIC_HIGH))
     sch: Schedule = build_schedule(spec, direction, x.shape[1])
     s = spec.scaling
     t_inf = sch.t_inference
@@ -85,8 +90,13 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
             wins[f"rst_{j}"] += [(t0 + a, t0 + b) for a, b in ws]
     lines = [f"* kchip testbench: {n_in} inferences, {direction}", f".include {deck_path.resolve()}", options,
              f"Vvcm vcm 0 {s.v_cm:.9g}", f"Vdir dirp 0 {1.0 if direction == 'forward' else -1.0}"]
+    sup = head.get("supplies", {})
+    if "vdd" in sup:
+        lines.append(f"Vvdd vdd 0 {sup['vdd']:.9g}")
+    if "iref" in sup:
+        lines.append(f"Iref vdd iref {sup['iref']:.9e}")
     for name, ws in wins.items():
-        lines.append(f"V{name} {name} 0 {_pwl(_pulses(ws, t_rise))}")
+        lines.append(f"V{name} {name} 0 {_pwl(_pulses(ws, t_rise, hi))}")
     for j in range(1, spec.num_nodes + 1):
         col = j - 1
         if col < x.shape[1]:
@@ -98,7 +108,7 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
             lines.append(f"Vin_{j} in_{j} 0 {_pwl(pts)}")
         else:
             lines.append(f"Vin_{j} in_{j} 0 {s.v_cm:.9g}")
-    ports = read_header(deck_path.read_text(), str(deck_path))["ports"]
+    ports = head["ports"]
     lines.append(f"Xchip {' '.join(ports)} kchip_core")
     t_stop = n_in * t_inf
     tmax = min(sch.lengths.values()) / steps_per_period
@@ -151,6 +161,8 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
               (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None)
              for k, c in enumerate(chunks)]
+    import time
+    t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
         futs = [pool.submit(_run_chunk, t) for t in tasks]
         for k, f in enumerate(futs):
@@ -169,6 +181,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
                            + " | ".join(errors))
     y = np.concatenate([r["y"] for r in results], axis=0)
     info = {"wall_s": [r["wall_s"] for r in results], "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
+            "wall_total_s": time.perf_counter() - t_start,
             "time": results[0]["time"], "waves": results[0]["waves"]}
     return y, info
 

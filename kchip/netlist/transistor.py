@@ -1,0 +1,206 @@
+"""Transistor-level chip netlist (sky130): the cells of `kchip.cells`, the bias generator, MIM node capacitors and
+nfet switches, from the ChipSpec and the measured code tables of the cell at one corner.
+
+Each edge's realized SW parameters (ChipSpec) become the cell's own codes: for the Eq. 10 law
+relu(theta1 (vs - vd) + theta0) the relu_diff cell realizes relu(G[c] dv + (c/15) B[o]) (hardware units,
+G / B = measured `gain` / `bias` tables at the corner, docs/cells.md), so
+
+    G[c] = I_u |theta1| / V_u,   (c/15) B[o] = I_u theta0,   sign(theta1) -> input swap (cell sign).
+
+The pair (c, o) that minimizes the current error over the mapped input range is chosen; every edge whose target
+lies outside what the cell can realize is counted and reported (`report["clipped"]`), never clipped silently.
+I_u is re-chosen so that the largest |theta1| lands on the cell's full gain (V_u and tau are kept, so the node
+capacitors scale with I_u: C' = tau I_u' / V_u); from C' the netlister subtracts the cells' own pin capacitance
+(measured, `PIN_CAP_F`) so that every node has C' in total.
+
+Control pins (ld, smp, en_k, rst_j) are 1.8 V logic; `vdd` and `iref` (the bias reference current) are ports;
+the output sample-and-hold is the instrument of the ideal level (unity buffer, ideal switch, hold capacitor):
+the node capacitors hold the result themselves once the last period's edges are disabled.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from kchip.quantize.chipspec import ChipSpec
+from kchip.cells.tables import CodeTable
+
+SUPPORTED_LAWS = {"relu_diff": "relu_diff"}      # law -> transistor cell kind
+# measured passive pin capacitance of a relu_diff cell at V_cm (tt, .ac at 1 kHz, cell disabled):
+# s pin 35 fF, d pin 16 fF (docs/netlist.md, build/exp)
+PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 16e-15}}
+LOGIC_HIGH = 1.8
+
+
+def cell_table_path(cell: str, corner: str) -> Path:
+    from kchip.cells.characterize import REPO
+    return REPO / "characterization" / cell / f"{corner}.json"
+
+
+@dataclass
+class ReluCellModel:
+    """What the relu_diff cell realizes per code pair, from its measured code tables."""
+    gain: np.ndarray      # (2^bits,) A/V per magnitude code
+    bias: np.ndarray      # (2^obits,) A per offset code at full magnitude
+    bits: int = 4
+    obits: int = 4
+    product: bool = True  # True: bias scaled by code/full (output DAC after the rectifier); False: independent
+
+    @classmethod
+    def from_table(cls, t: CodeTable) -> "ReluCellModel":
+        bits, obits = int(t.meta.get("bits", 4)), int(t.meta.get("obits", 4))
+        g, b = t.params["gain"], t.params["bias"]
+        codes = np.arange(2 ** bits)
+        gain = np.interp(codes, np.asarray(g.codes, float), np.asarray(g.values, float))
+        oc = np.arange(2 ** obits)
+        bias = np.interp(oc, np.asarray(b.codes, float), np.asarray(b.values, float))
+        return cls(gain, bias, bits, obits)
+
+    @property
+    def full(self) -> int:
+        return 2 ** self.bits - 1
+
+    def realized(self, c: int, o: int) -> Tuple[float, float]:
+        """(gm [A/V], ib [A]) of code pair (c, o)."""
+        return float(self.gain[c]), float((c / self.full if self.product else 1.0) * self.bias[o])
+
+    def choose(self, gm: float, ib: float, dv_range: float) -> Tuple[int, int, float, float, float]:
+        """Best (c, o) for a target |gm| >= 0 and ib: least current error over |dv| <= dv_range. Returns
+        (c, o, gm', ib', error [A] = |gm - gm'| dv_range + |ib - ib'|)."""
+        c = np.arange(self.full + 1)[:, None]
+        g = self.gain[:, None]
+        b = (c / self.full if self.product else np.ones_like(c)) * self.bias[None, :]
+        err = np.abs(g - gm) * dv_range + np.abs(b - ib)
+        # a code pair that is off everywhere realizes 0 whatever its codes: prefer c = 0 then
+        k = int(np.argmin(err))
+        ci, oi = divmod(k, err.shape[1])
+        return ci, oi, float(self.gain[ci]), float(b[ci, oi]), float(err[ci, oi])
+
+
+def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional[float] = None) -> Dict:
+    """Cell codes for every edge; returns {"i_u", "c_f", "edges": [...], "clipped", "max_err_A"}."""
+    laws = {p.law for p in spec.periods}
+    bad = sorted(laws - set(SUPPORTED_LAWS))
+    if bad:
+        raise ValueError(f"transistor level: law {bad[0]!r} has no transistor cell yet (available: "
+                         f"{', '.join(SUPPORTED_LAWS)}); the tanh cells realize a fixed slope and the "
+                         f"three-parameter cells are not built (docs/cells.md)")
+    s = spec.scaling
+    th1 = np.array([e.values[1] for e in spec.edges])
+    th0 = np.array([e.values[0] for e in spec.edges])
+    if i_u is None:
+        i_u = float(model.gain[-1] * s.v_u / max(np.max(np.abs(th1)), 1e-30))
+    c_f = s.tau_s * i_u / s.v_u
+    edges, clipped, worst = [], 0, 0.0
+    for e, t1, t0 in zip(spec.edges, th1, th0):
+        gm, ib = i_u * abs(t1) / s.v_u, i_u * t0
+        c, o, gm2, ib2, err = model.choose(gm, ib, dv_range)
+        sign = 1 if t1 >= 0 else -1
+        full_err = err / max(model.gain[-1] * dv_range, 1e-30)
+        flag = full_err > 0.5 / model.full          # worse than half an LSB of the full-scale gain current
+        clipped += int(flag)
+        worst = max(worst, full_err)
+        edges.append({"id": e.id, "period": e.period, "src": e.src, "dst": e.dst, "sign": sign, "code": c,
+                      "ocode": o, "theta_sw": [float(t0), float(t1)],
+                      "realized_sw": [ib2 / i_u, sign * gm2 * s.v_u / i_u], "err_pct_fs": 100 * full_err,
+                      "clipped": bool(flag)})
+    return {"i_u": i_u, "c_f": c_f, "v_u": s.v_u, "tau_s": s.tau_s, "edges": edges, "clipped": clipped,
+            "max_err_pct_fs": 100 * worst, "dv_range_V": dv_range,
+            "rule": "I_u = G[15] V_u / max|theta1|; C = tau I_u / V_u; codes minimize |dG| dv_range + |dI_b|"}
+
+
+def core_ports(spec: ChipSpec) -> List[str]:
+    from .ideal import core_ports as ideal_ports
+    return ["vdd", "iref"] + ideal_ports(spec)
+
+
+def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Optional[CodeTable] = None,
+                       span: float = 0.3) -> Tuple[str, Dict]:
+    """(core text, realization report). The text holds the model include, the cells and `kchip_core`."""
+    from kchip.cells import library as L
+    from kchip.cells.relu import relu_diff_subckt, DEFAULTS as RELU
+    from kchip.pdk import load_pdk
+    pdk = pdk or load_pdk()
+    pdk.check_corner(corner)
+    table = table or CodeTable.from_json(cell_table_path("relu_diff", corner))
+    model = ReluCellModel.from_table(table)
+    rep = realize(spec, model, dv_range=2 * span)
+    i_unit = float(table.meta.get("summary", {}).get("i_unit_A", 1e-6 / 15))
+    rep.update(corner=corner, i_ref_A=i_unit, cell_table=str(cell_table_path("relu_diff", corner)))
+    cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
+    bias = L.bias_gen(pdk, w_u=RELU["w_u"], l_u=RELU["l_u"])
+    # load/reset switches sized for the node capacitor: R_on (~10 kOhm um at V_GS - V_th ~ 0.6 V) x C stays
+    # below 1 % of the load phase (0.05 T)
+    sw = L.switch(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
+    n_s: Dict[int, int] = {}
+    n_d: Dict[int, int] = {}
+    for e in rep["edges"]:
+        if e["code"]:
+            n_s[e["src"]] = n_s.get(e["src"], 0) + 1
+            n_d[e["dst"]] = n_d.get(e["dst"], 0) + 1
+    pins = PIN_CAP_F["relu_diff"]
+    lines = [f".subckt kchip_core {' '.join(core_ports(spec))}",
+             f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
+             f"V_u={rep['v_u']:.6g} V, I_u={rep['i_u']:.6g} A, C={rep['c_f']:.6g} F, tau={rep['tau_s']:.6g} s",
+             "XBIAS iref vbn vcp vcn vdd 0 kc_bias",
+             "* node capacitors (MIM, minus the cells' pin capacitance), load and reset switches, output S/H"]
+    caps = {}
+    for n in spec.nodes:
+        j = n.index
+        c_par = n_s.get(j, 0) * pins["s"] + n_d.get(j, 0) * pins["d"]
+        c_mim = rep["c_f"] - c_par
+        if c_mim <= 0:
+            raise ValueError(f"node {j}: the cells' pin capacitance {c_par:.3g} F exceeds C = {rep['c_f']:.3g} F; "
+                             f"raise the latency target")
+        caps[j] = c_mim
+        cap = L.node_cap(pdk, c_mim, name=f"kc_cap_n{j}")
+        lines += [cap.text, f"XC{j} n{j} 0 {cap.name}",
+                  f"XSL{j} n{j} in_{j} ld 0 {sw.name}", f"XSR{j} n{j} vcm rst_{j} 0 {sw.name}",
+                  f"E_buf{j} buf{j} 0 n{j} 0 1", f"S_sample{j} buf{j} out_{j} smp 0 sw_ideal",
+                  f"C_hold{j} out_{j} 0 100f"]
+    rep["node_cap_mim_f"] = caps
+    skipped = []
+    for e in rep["edges"]:
+        tag = f"X_p{e['period']}_e{e['id']}_n{e['src']}_n{e['dst']}"
+        if e["code"] == 0:
+            skipped.append(tag)
+            continue
+        bits = ["vdd" if (e["code"] >> k) & 1 else "0" for k in range(model.bits)]
+        obits = ["vdd" if (e["ocode"] >> k) & 1 else "0" for k in range(model.obits)]
+        s_, d_ = ("vcm" if e["src"] == 0 else f"n{e['src']}"), ("vcm" if e["dst"] == 0 else f"n{e['dst']}")
+        lines.append(f"{tag} {s_} {d_} en_{e['period']} {' '.join(bits + obits)} vbn vcp vcn vdd 0 "
+                     f"{cells[e['sign']].name}")
+    if skipped:
+        lines.append(f"* {len(skipped)} edges realize code 0 (no current) and are not instantiated: "
+                     + " ".join(skipped))
+    lines.append(".ends kchip_core")
+    rep["instantiated"] = len(rep["edges"]) - len(skipped)
+    body = "\n".join([pdk.model_include(corner), f".temp {pdk.temperature_c}",
+                      "* ---- cells ----", bias.text, sw.text, cells[1].text, cells[-1].text,
+                      ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
+                      "* ---- the chip ----", *lines]) + "\n"
+    return body, rep
+
+
+def write_realization(rep: Dict, path: Path) -> None:
+    Path(path).write_text(json.dumps(rep, indent=1))
+
+
+def cell_level_spec(spec: ChipSpec, rep: Dict) -> ChipSpec:
+    """A copy of `spec` whose edge values are what the transistor cells' codes realize (measured tables):
+    `kchip.quantize.core.realized_model` of it is the L2 model of the transistor-level chip."""
+    out = ChipSpec.from_json(spec.to_json())
+    by_id = {e["id"]: e for e in rep["edges"]}
+    for e in out.edges:
+        e.values = [float(v) for v in by_id[e.id]["realized_sw"]]
+    return out
+
+
+def _switch_width(c_f: float, t_load: float, r_on_um: float = 1.0e4) -> float:
+    """nfet switch width [um] so that R_on C <= t_load / 8 (r_on_um: on-resistance x width, ohm um, at the
+    worst input level; ~10 kOhm um for sky130 nfet_01v8 at V_GS = 0.6 V)."""
+    return float(min(50.0, max(1.0, round(8 * r_on_um * c_f / t_load, 1))))

@@ -1,0 +1,106 @@
+"""Transistor-level netlist: cell codes from the measured tables, wiring, capacitors, header, refusals."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from kchip.hw.limits import DeviceLimits
+from kchip.hw.mapping import map_model
+from kchip.model import KirchhoffNet, Period
+from kchip.netlist import build_netlist, read_header
+from kchip.netlist.transistor import PIN_CAP_F, ReluCellModel, cell_level_spec, realize
+from kchip.quantize.core import quantize_model, realized_model
+
+
+def _spec(law="relu_diff", seed=0):
+    torch.manual_seed(seed)
+    edges = [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
+    per = Period(edges, law, 1.0)
+    with torch.no_grad():
+        per.param.mul_(0.5)
+    m = KirchhoffNet([per], projector="last1")
+    x = torch.rand(32, 2) - 0.5
+    sc = map_model(m, x, DeviceLimits(input_swing_v=0.3), target={"kind": "latency", "value": 4e-6})
+    return quantize_model(m, sc, DeviceLimits(input_swing_v=0.3), num_inputs=2).spec
+
+
+def _model(product=True):
+    full = 15
+    return ReluCellModel(2.5e-6 * np.arange(full + 1) / full, (np.arange(16) - 8) * 1.5e-7, 4, 4, product)
+
+
+def test_realize_picks_exact_codes_when_the_target_is_on_the_grid():
+    m = _model()
+    gm, ib = m.realized(5, 11)                      # (5/15) G0, (5/15) 3 I_ub
+    c, o, gm2, ib2, err = m.choose(gm, ib, 0.6)
+    assert (c, o) == (5, 11) and err == 0.0 and gm2 == pytest.approx(gm) and ib2 == pytest.approx(ib)
+    # independent-bias form: bias not scaled by the code
+    mi = _model(product=False)
+    assert mi.realized(5, 11)[1] == pytest.approx(3 * 1.5e-7)
+
+
+def test_realize_reports_every_edge_and_counts_clipping():
+    spec = _spec()
+    rep = realize(spec, _model(), 0.6)
+    assert len(rep["edges"]) == len(spec.edges)
+    s = spec.scaling
+    assert rep["c_f"] == pytest.approx(s.tau_s * rep["i_u"] / s.v_u)          # tau kept
+    for e, se in zip(rep["edges"], spec.edges):
+        assert e["sign"] == (1 if se.values[1] >= 0 else -1)
+        assert 0 <= e["code"] <= 15 and 0 <= e["ocode"] <= 15
+        assert e["clipped"] == (e["err_pct_fs"] > 100 * 0.5 / 15)
+    assert rep["clipped"] == sum(e["clipped"] for e in rep["edges"])
+    # an absurd bias cannot be realized: reported, not hidden
+    bad = cell_level_spec(spec, rep)
+    bad.edges[0].values = [50.0, bad.edges[0].values[1]]
+    assert realize(bad, _model(), 0.6)["edges"][0]["clipped"]
+
+
+def test_cell_level_spec_is_the_L2_model():
+    spec = _spec()
+    rep = realize(spec, _model(), 0.6)
+    s2 = cell_level_spec(spec, rep)
+    m2 = realized_model(s2)
+    p = m2.periods[0].param.detach().numpy()
+    for k, e in enumerate(rep["edges"]):
+        assert p[0, k] == pytest.approx(e["realized_sw"][0]) and p[1, k] == pytest.approx(e["realized_sw"][1])
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")   # needs only the tables + models
+def test_transistor_deck_wiring_header_and_caps(tmp_path):
+    spec = _spec()
+    rep = {}
+    text = build_netlist(spec, "transistor", "tt", report=rep)
+    head = read_header(text)
+    assert head["level"] == "transistor" and head["directions"] == ["forward"]
+    assert head["ports"][:2] == ["vdd", "iref"] and head["logic_high"] == 1.8
+    assert ".include" in text and "kc_relu_diff_p4_4" in text and "kc_bias" in text
+    inst = [ln for ln in text.splitlines() if ln.startswith("X_p0_e")]
+    assert len(inst) == rep["instantiated"] == sum(e["code"] > 0 for e in rep["edges"])
+    for e in rep["edges"]:
+        if not e["code"]:
+            continue
+        ln = next(x for x in inst if x.startswith(f"X_p0_e{e['id']}_"))
+        f = ln.split()
+        assert f[1] == ("vcm" if e["src"] == 0 else f"n{e['src']}") and f[2] == f"n{e['dst']}" and f[3] == "en_0"
+        bits = [1 if t == "vdd" else 0 for t in f[4:8]]
+        obits = [1 if t == "vdd" else 0 for t in f[8:12]]
+        assert sum(b << k for k, b in enumerate(bits)) == e["code"]
+        assert sum(b << k for k, b in enumerate(obits)) == e["ocode"]
+        assert f[-1].endswith("p4_4" if e["sign"] > 0 else "n4_4")
+    # node capacitance: MIM + the cells' pin capacitance = C' for every node
+    for j, c_mim in rep["node_cap_mim_f"].items():
+        j = int(j)
+        ns = sum(1 for e in rep["edges"] if e["code"] and e["src"] == j)
+        nd = sum(1 for e in rep["edges"] if e["code"] and e["dst"] == j)
+        pins = PIN_CAP_F["relu_diff"]
+        assert c_mim + ns * pins["s"] + nd * pins["d"] == pytest.approx(rep["c_f"])
+    json.dumps(rep)
+
+
+def test_transistor_level_refuses_laws_without_a_cell():
+    spec = _spec("tanh_diff")
+    with pytest.raises(ValueError, match="law 'tanh_diff' has no transistor cell"):
+        build_netlist(spec, "transistor")
