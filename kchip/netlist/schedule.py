@@ -5,7 +5,9 @@ to the start of an inference:
 
     [0, t_load)                 ld high: input nodes connect to the input drivers; every other node of the
                                 first executed period is reset to V_cm
-    [t_k, t_k + T_k)            en_k high for the k-th executed period (edges of that period biased)
+    [t_k, t_k + T_k)            en_k high for the k-th executed period (edges of that period biased); the first
+                                period's en rises already at 0: its nodes are all held during the load phase,
+                                so its cells settle before the nodes are released
     node resets                 a node that an executed period uses but the previous one did not is held at
                                 V_cm from the end of its last use (or from 0) until that period starts
                                 (official semantics: new nodes start at 0)
@@ -32,6 +34,7 @@ class Schedule:
     inputs: List[int]                         # nodes loaded from the input drivers
     outputs: List[int]                        # nodes read out (after the projector)
     resets: Dict[int, List[Tuple[float, float]]] = field(default_factory=dict)   # node -> [(from, to)]
+    enable_from: Dict[int, float] = field(default_factory=dict)  # period -> time its en_k rises
 
     @property
     def t_inference(self) -> float:
@@ -79,4 +82,9 @@ def build_schedule(spec: ChipSpec, direction: str, n_inputs: int, t_load: float 
         prev_nodes = nodes
     last = periods[order[-1]]
     outputs = _projected(list(range(1, last.num_nodes + 1)), spec.projector)
-    return Schedule(direction, order, t_load, starts, lengths, t_end, t_hold, inputs, outputs, resets)
+    # the first executed period's edges are enabled already during the load phase: every node of that period
+    # is then held (loaded or reset), so the cells settle (bias, mirrors, turn-on charge) into held nodes and
+    # the period starts with settled cells when ld / rst release the nodes at t_load
+    enable_from = {k: starts[k] for k in order}
+    enable_from[order[0]] = 0.0
+    return Schedule(direction, order, t_load, starts, lengths, t_end, t_hold, inputs, outputs, resets, enable_from)

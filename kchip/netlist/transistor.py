@@ -122,7 +122,7 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
                        span: float = 0.3) -> Tuple[str, Dict]:
     """(core text, realization report). The text holds the model include, the cells and `kchip_core`."""
     from kchip.cells import library as L
-    from kchip.cells.relu import relu_diff_subckt, DEFAULTS as RELU
+    from kchip.cells.relu import relu_diff_subckt
     from kchip.pdk import load_pdk
     pdk = pdk or load_pdk()
     pdk.check_corner(corner)
@@ -132,7 +132,8 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     i_unit = float(table.meta.get("summary", {}).get("i_unit_A", 1e-6 / 15))
     rep.update(corner=corner, i_ref_A=i_unit, cell_table=str(cell_table_path("relu_diff", corner)))
     cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
-    bias = L.bias_gen(pdk, w_u=RELU["w_u"], l_u=RELU["l_u"])
+    from kchip.cells.characterize import cell_bias
+    bias = cell_bias(pdk, "relu_diff")                # the generator the tables were measured with
     # load/reset switches sized for the node capacitor: R_on (~10 kOhm um at V_GS - V_th ~ 0.6 V) x C stays
     # below 1 % of the load phase (0.05 T)
     sw = L.switch(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)

@@ -85,7 +85,7 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
         wins["ld"].append((t0, t0 + sch.t_load))
         wins["smp"].append((t0, t0 + sch.t_end))
         for k in sch.order:
-            wins[f"en_{k}"].append((t0 + sch.starts[k], t0 + sch.starts[k] + sch.lengths[k]))
+            wins[f"en_{k}"].append((t0 + sch.enable_from.get(k, sch.starts[k]), t0 + sch.starts[k] + sch.lengths[k]))
         for j, ws in sch.resets.items():
             wins[f"rst_{j}"] += [(t0 + a, t0 + b) for a, b in ws]
     lines = [f"* kchip testbench: {n_in} inferences, {direction}", f".include {deck_path.resolve()}", options,
