@@ -2,7 +2,8 @@
 one cell kind at one corner. Prints measured numbers side by side.
 
     python benchmarks/characterize.py              # load times only (~30 s)
-    python benchmarks/characterize.py --cell tanh_diff --corner tt [--mc 8]   # + one characterization
+    python benchmarks/characterize.py --cell tanh_diff --corner tt [--mc 8] [--jobs 2] [--no-load]
+                                                   # + one characterization (wall and ngspice CPU time)
 """
 from __future__ import annotations
 
@@ -54,16 +55,25 @@ def main(argv=None) -> int:
     ap.add_argument("--corner", default="tt")
     ap.add_argument("--mc", type=int, default=0)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=1, help="ngspice processes side by side")
+    ap.add_argument("--no-load", action="store_true", help="skip the model load-time probe")
     a = ap.parse_args(argv)
-    res = {"load": load_times(a.corner, a.reps), "load_avg_1min": os.getloadavg()[0]}
-    print(json.dumps(res, indent=1))
+    if not a.no_load:
+        res = {"load": load_times(a.corner, a.reps), "load_avg_1min": os.getloadavg()[0]}
+        print(json.dumps(res, indent=1))
     if a.cell:
         from kchip.cells.characterize import characterize
+        import resource
+        la0 = os.getloadavg()[0]
         with tempfile.TemporaryDirectory() as d:
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            s = characterize(a.cell, a.corner, out_dir=Path(d), n_mc=a.mc, plots=False)
+            s = characterize(a.cell, a.corner, out_dir=Path(d), n_mc=a.mc, plots=False, jobs=a.jobs)
             wall = time.perf_counter() - t0
-        print(json.dumps({"cell": a.cell, "corner": a.corner, "mc": a.mc, "wall_s": round(wall, 1),
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        print(json.dumps({"cell": a.cell, "corner": a.corner, "mc": a.mc, "jobs": a.jobs, "wall_s": round(wall, 1),
+                          "ngspice_cpu_s": round(cpu, 1), "load_avg_1min_start": la0,
                           "wall_s_dc": round(s.get("wall_s_dc", 0), 1), "wall_s_mc": round(s.get("wall_s_mc", 0), 1),
                           "load_avg_1min": os.getloadavg()[0]}))
     return 0

@@ -13,17 +13,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("ngspice") is No
 
 def test_tanh_cell_follows_tanh_and_gates_off():
     kind = CellKind("tanh_diff", step=0.1)
-    r = run_dc(load_pdk(), kind, "tt", codes=[0, 15], ac=False)
+    r = run_dc(load_pdk(), kind, "tt", codes=[0, 5, 15], ac=False, jobs=2)
     g = r["grid"]
     VS, VD = np.meshgrid(g, g)
-    ideal = 1e-6 * np.tanh(12.0 * (VS - VD))            # kappa/2U_T with kappa ~ 0.62
-    assert np.max(np.abs(r["i_d"][1] - ideal)) < 0.05e-6
+    amp = np.array([0, 5, 15])[:, None, None] * kind.i_unit
+    # one slope for the cell (minimax over codes and the +-0.3 V grid), nominal amplitudes code * I_unit
+    dev = min(np.max(np.abs(r["i_d"] - amp * np.tanh(k * (VS - VD))[None])) for k in np.linspace(11, 15, 81))
+    assert dev <= 0.015 * kind.i_fs                      # issue 5: <= 1.5 % of full scale (tt)
     assert np.max(np.abs(r["i_d"][0])) < 1e-9            # code 0: no tail current
     assert np.max(np.abs(r["leak"][0])) < 1e-3 * kind.i_unit   # disabled: <= 0.1 % of the unit current
-    np.testing.assert_allclose(r["i_s"][1], r["i_d"][1], atol=0.02e-6)   # sinks from s what it sources into d
+    assert np.max(np.abs(r["leak"][1])) < 1e-3 * kind.i_unit
+    np.testing.assert_allclose(r["i_s"], r["i_d"], atol=0.015 * kind.i_fs)   # sinks from s what it sources into d
 
 
+@pytest.mark.parametrize("mode", ["release", "enable"])
 @pytest.mark.parametrize("code", [15, 5])
-def test_one_node_transient_release_matches_ode(code):
-    o = one_node_transient("tanh_diff", code=code, mode="release")
+def test_one_node_transient_matches_ode(code, mode):
+    # enable mode = cell enabled at t = 0: the output-steered cell keeps its bias while disabled, so it
+    # must track the ODE as well as with the node released from reset (issue 5: <= 2 % of the swing)
+    o = one_node_transient("tanh_diff", code=code, mode=mode)
     assert o["max_err_pct_swing_table_cnode"] <= 2.0
+    assert o["max_err_pct_swing_table_cpass"] <= 2.0

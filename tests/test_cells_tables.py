@@ -24,6 +24,22 @@ def test_tanh_subckt_uses_pdk_devices_and_pins():
     assert re.search(r"^XM1 na d tail", neg.text, re.M) and re.search(r"^XM1 na s tail", sub.text, re.M)
 
 
+def test_tanh_enable_steers_the_outputs():
+    """Default tanh_diff: en gates the four output branches (current steering into the rails), not the tail;
+    each branch reaches d / s through one switch; a cascode per DAC leg. enable="tail" keeps the old gating."""
+    p = load_pdk()
+    t = L.tanh_diff(p).text
+    assert not re.search(r"^XSEN ", t, re.M)
+    assert re.search(r"^XMIP enb en vdd vdd ", t, re.M) and re.search(r"^XMIN enb en vss vss ", t, re.M)
+    out = {ln.split()[1] for ln in t.splitlines() if re.match(r"^X\w+SO ", ln)}
+    assert out == {"d", "s"} and len(re.findall(r"^X\w+SO ", t, re.M)) == 4
+    assert len(re.findall(r"^X\w+SD (vss|vdd) ", t, re.M)) == 4       # dumps into the rails when en = 0
+    assert len(re.findall(r"^XDC\d \S+ vcn ", t, re.M)) == 4            # per-leg DAC cascodes
+    old = L.tanh_diff(p, enable="tail", dac_cascode=False)
+    assert re.search(r"^XSEN tail en dac ", old.text, re.M) and "enb" not in old.text
+    assert sorted(L.tanh_diff(p).pins) == sorted(old.pins) == sorted(L.edge_pins(4))
+
+
 def test_node_cap_and_switch():
     p = load_pdk()
     c = L.node_cap(p, 200e-15)

@@ -88,7 +88,7 @@ def _header(pdk: Pdk, kind: CellKind, corner: str, sub: L.Subckt, title: str) ->
 
 
 def dc_deck(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], ocodes: Sequence[int] = (0,),
-            ac: bool = True):
+            ac: bool = True, leak: bool = True):
     sub = kind.subckt(pdk)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
     lines = _header(pdk, kind, corner, sub, "DC surfaces")
@@ -102,7 +102,8 @@ def dc_deck(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], ocodes:
     # disabled instance at full code: leakage
     full = 2 ** kind.bits - 1
     ofull = 2 ** kind.obits - 1 if kind.obits else 0
-    lines += _inst(kind, sub, "off", full, ofull, en="0")
+    if leak:
+        lines += _inst(kind, sub, "off", full, ofull, en="0")
     n = int(round((hi - lo) / kind.step)) + 1
     lines.append(f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {lo:.4f} {hi:.4f} {kind.step:.4f}")
     if ac:
@@ -136,10 +137,39 @@ def _bandwidth(freq: np.ndarray, mag: np.ndarray) -> float:
     return float(np.exp(f0 + t * (f1 - f0)))
 
 
-def run_dc(pdk: Pdk, kind: CellKind, corner: str, codes=None, ac: bool = True):
+def _parallel(tasks, jobs: int):
+    """Run zero-argument callables, up to `jobs` at a time (each runs its own ngspice process)."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [t() for t in tasks]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=jobs) as ex:
+        futs = [ex.submit(t) for t in tasks]
+        return [f.result() for f in futs]
+
+
+def run_dc(pdk: Pdk, kind: CellKind, corner: str, codes=None, ac: bool = True, jobs: int = 1):
+    """DC surfaces (+ AC) of every code. jobs > 1 splits the codes over that many decks run side by side
+    (the same circuit and grid; the disabled instance sits in the first deck)."""
     codes = list(range(2 ** kind.bits)) if codes is None else list(codes)
+    if jobs > 1 and len(codes) > 1:
+        chunks = [list(c) for c in np.array_split(np.array(codes), min(jobs, len(codes)))]
+        parts = _parallel([lambda c=c, j=j: _run_dc_one(pdk, kind, corner, c, ac, leak=(j == 0))
+                           for j, c in enumerate(chunks)], jobs)
+        out = dict(parts[0])
+        for k in ("tags",):
+            out[k] = [t for p in parts for t in p[k]]
+        out["codes"] = codes
+        for k in ("i_d", "i_s", "i_dd"):
+            out[k] = np.concatenate([p[k] for p in parts])
+        out["bw"] = {k: v for p in parts for k, v in p["bw"].items()}
+        out["wall"] = max(p["wall"] for p in parts)
+        return out
+    return _run_dc_one(pdk, kind, corner, codes, ac)
+
+
+def _run_dc_one(pdk: Pdk, kind: CellKind, corner: str, codes, ac: bool = True, leak: bool = True):
     ocodes = [0] if not kind.obits else list(range(2 ** kind.obits))
-    deck, tags, n = dc_deck(pdk, kind, corner, codes, ocodes, ac=ac)
+    deck, tags, n = dc_deck(pdk, kind, corner, codes, ocodes, ac=ac, leak=leak)
     res = run_deck(deck, cell=kind.name, point=f"DC surface grid at corner {corner}",
                    expect_points=[n * n, None] if ac else [n * n])
     dc = res.plots[0]
@@ -149,7 +179,8 @@ def run_dc(pdk: Pdk, kind: CellKind, corner: str, codes=None, ac: bool = True):
     i_d = np.stack([dc[f"i(vmd{t})"].reshape(shape) for _, _, t in tags])
     i_s = np.stack([dc[f"i(vms{t})"].reshape(shape) for _, _, t in tags])
     i_dd = np.stack([dc[f"i(vdd{t})"].reshape(shape) for _, _, t in tags])
-    leak = (dc["i(vmdoff)"].reshape(shape), dc["i(vmsoff)"].reshape(shape), dc["i(vddoff)"].reshape(shape))
+    leak = (dc["i(vmdoff)"].reshape(shape), dc["i(vmsoff)"].reshape(shape), dc["i(vddoff)"].reshape(shape)) \
+        if leak else None
     bw = {}
     freq = np.real(res.plots[1]["frequency"]) if ac else None
     for c, o, t in (tags if ac else []):
@@ -189,7 +220,8 @@ def run_mismatch(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], n_
 
 
 def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
-                 out_dir: Optional[Path] = None, n_mc: int = 8, plots: bool = True) -> dict:
+                 out_dir: Optional[Path] = None, n_mc: int = 8, plots: bool = True, jobs: int = 1) -> dict:
+    """jobs: ngspice processes run side by side (tanh cells: the DC grid split by code + the mismatch deck)."""
     pdk = pdk or load_pdk()
     pdk.check_corner(corner)
     if kind_name not in KINDS:
@@ -199,7 +231,7 @@ def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if kind.family == "tanh":
-        summary, table, codetab = _char_tanh(pdk, kind, corner, n_mc)
+        summary, table, codetab = _char_tanh(pdk, kind, corner, n_mc, jobs)
     else:
         from .relu import char_relu
         summary, table, codetab = char_relu(pdk, kind, corner, n_mc)
@@ -220,8 +252,17 @@ def write_results(kind: CellKind, corner: str, table: CellTable, codetab: CodeTa
     return summary
 
 
-def _char_tanh(pdk: Pdk, kind: CellKind, corner: str, n_mc: int):
-    r = run_dc(pdk, kind, corner)
+def _char_tanh(pdk: Pdk, kind: CellKind, corner: str, n_mc: int, jobs: int = 1):
+    mc_codes = [c for c in (1, 4, 2 ** kind.bits - 1) if c < 2 ** kind.bits]
+    if jobs > 1 and n_mc > 1:      # the mismatch deck runs beside the DC decks
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=1) as ex:
+            mc_future = ex.submit(run_mismatch, pdk, kind, corner, mc_codes, n_mc)
+            r = run_dc(pdk, kind, corner, jobs=max(1, jobs - 1))
+            mc_result = mc_future.result()
+    else:
+        r = run_dc(pdk, kind, corner, jobs=jobs)
+        mc_result = run_mismatch(pdk, kind, corner, mc_codes, n_mc) if n_mc > 1 else None
     grid, codes = r["grid"], np.array(r["codes"])
     table = CellTable(kind.name, corner, codes, grid, grid, r["i_d"], r["i_s"], r["i_dd"], {})
     leak = float(max(np.max(np.abs(r["leak"][0])), np.max(np.abs(r["leak"][1]))))
@@ -232,10 +273,9 @@ def _char_tanh(pdk: Pdk, kind: CellKind, corner: str, n_mc: int):
                  bandwidth_Hz={int(c): float(f) for (c, _), f in r["bw"].items()}, wall_s_dc=r["wall"])
     summary, codetab = analyze_tanh(table, kind)
     # mismatch (sky130 mismatch models, <corner>_mm)
-    mc_codes = [c for c in (1, 4, 2 ** kind.bits - 1) if c < 2 ** kind.bits]
     sig_amp, sig_off, mc_wall = {}, {}, 0.0
-    if n_mc > 1:
-        dv, curves, mc_wall = run_mismatch(pdk, kind, corner, mc_codes, n_mc)
+    if mc_result is not None:
+        dv, curves, mc_wall = mc_result
         for c, cur in curves.items():
             amp_hw = 0.5 * (cur[:, -1] - cur[:, 0])                # half the full swing ~ amplitude
             i0 = cur[:, len(dv) // 2]                             # output at dv = 0

@@ -11,6 +11,7 @@ def _add(p):
     p.add_argument("--mc", type=int, default=8, help="mismatch Monte Carlo copies per code (0: skip)")
     p.add_argument("--out", default=None, help="output folder (default characterization/<cell>/)")
     p.add_argument("--reanalyze", action="store_true", help="recompute fits/plots from saved tables, no SPICE")
+    p.add_argument("--jobs", type=int, default=2, help="ngspice processes side by side (default 2)")
     p.add_argument("--pdk", default="sky130")
 
 
@@ -35,7 +36,7 @@ def _run(args) -> int:
                 from .relu import reanalyze_relu
                 s = reanalyze_relu(k, out) if KINDS[c].family == "relu" else reanalyze(c, k, out)
             else:
-                s = characterize(c, k, pdk, out, n_mc=args.mc)
+                s = characterize(c, k, pdk, out, n_mc=args.mc, jobs=args.jobs)
             keys = ("max_dev_pct_fs", "max_dev_percode_fit_pct_fs", "kcl_mismatch_pct_fs", "slope_per_V",
                     "leakage_pct_of_i_unit")
             print(json.dumps({"cell": c, "corner": k, **{x: round(s[x], 4) for x in keys if x in s},

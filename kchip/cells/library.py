@@ -5,7 +5,8 @@ parameters, and returns a `Subckt` (name, pins, text). Pin conventions:
 
   edge cells   s d en b0 .. b{n-1} [o0 .. o{m-1}] vbn vcp vcn vdd vss
                sink I from node s, source the same I into node d (ARCHITECTURE §3);
-               en = 1 (vdd) enables; en = 0 gates the tail/bias: zero current.
+               en = 1 (vdd) enables; en = 0: zero current into s / d (tanh_diff steers its outputs into
+               the rails by default, relu_diff gates its tails/bias).
                b* = magnitude code bits (LSB first), o* = offset code bits (ReLU only).
   bias_gen     iref vbn vcp vcn vdd vss : unit diode (vbn) + cascode bias lines vcp, vcn
   node_cap     n vss                  : sky130 MIM capacitor (cap_mim_m3_1) from node to vss
@@ -35,9 +36,10 @@ class Subckt:
 
 # design defaults (docs/cells.md explains each choice)
 DEFAULTS = {
-    "tanh_diff": dict(bits=4, pair="nfet", pair_bulk="tail", w_in=16.0, l_in=1.0, w_u=2.0, l_u=8.0,
-                      pfet="pfet_lvt", w_p=2.0, l_p=2.0, w_n=1.0, l_n=2.0, w_sw=1.0, l_sw=0.15,
-                      cascode=True, w_pc=2.0, l_pc=1.0, w_nc=4.0, l_nc=1.0, dac_cascode=False),
+    "tanh_diff": dict(bits=4, pair="nfet_lvt", pair_bulk="tail", w_in=16.0, l_in=0.5, w_u=2.0, l_u=8.0,
+                      w_udac=2.045, pfet="pfet_lvt", w_p=2.0, l_p=1.0, w_n=1.0, l_n=2.0, w_sw=0.42, l_sw=0.5,
+                      cascode=True, w_pc=4.0, l_pc=1.0, w_nc=2.0, l_nc=1.0, ncasc_dev="nfet_lvt",
+                      dac_cascode="leg", w_dc=1.0, l_dc=1.0, enable="output"),
     "relu_diff": dict(bits=4, obits=4, w_in=1.0, l_in=1.0, w_u=1.0, l_u=4.0, w_p=2.0, l_p=4.0, w_n=1.0,
                       l_n=4.0, w_sw=1.0, l_sw=0.15, gain_tail=4),
 }
@@ -87,16 +89,23 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
                   dict(w_u=w_u, l_u=l_u, c_dec=c_dec))
 
 
-def _dac(pdk: Pdk, p: dict, out: str, bits: List[str], prefix: str) -> List[str]:
+def _dac(pdk: Pdk, p: dict, out: str, bits: List[str], prefix: str, cascode: bool = False) -> List[str]:
     """Binary-weighted nfet current DAC: leg k = 2^k unit devices (gate vbn) behind a series switch
-    driven by bit k; all legs join at `out`."""
+    driven by bit k; all legs join at `out`. cascode=True puts a per-leg cascode (gate vcn, device
+    p['dac_casc_dev'], W = p['w_dc'] * 2^k, L = p['l_dc']) between the unit devices and the bit switch, so
+    that every leg's unit drains sit at the same voltage whatever the code."""
     lines = []
     for k, b in enumerate(bits):
-        lines.append(_fet(pdk, "nfet", f"{prefix}S{k}", out, b, f"{prefix}l{k}", "vss", p["w_sw"] * 2 ** k,
+        top = f"{prefix}l{k}"
+        if cascode:
+            top = f"{prefix}c{k}"
+            lines.append(_fet(pdk, p.get("dac_casc_dev", "nfet"), f"{prefix}C{k}", top, "vcn", f"{prefix}l{k}",
+                              "vss", p["w_dc"] * 2 ** k, p["l_dc"]))
+        lines.append(_fet(pdk, "nfet", f"{prefix}S{k}", out, b, top, "vss", p["w_sw"] * 2 ** k,
                           p["l_sw"]))
         for j in range(2 ** k):
             lines.append(_fet(pdk, "nfet", f"{prefix}U{k}_{j}", f"{prefix}l{k}", "vbn", "vss", "vss",
-                              p["w_u"], p["l_u"]))
+                              p.get("w_udac") or p["w_u"], p["l_u"]))
     return lines
 
 
@@ -111,55 +120,94 @@ def _mirror(pdk: Pdk, p: dict, kind: str, name: str, out: str, gate: str, rail: 
     wc, lc = (p["w_pc"], p["l_pc"]) if kind == "pfet" else (p["w_nc"], p["l_nc"])
     vc = "vcp" if kind == "pfet" else "vcn"
     mid = f"x{name.lower()}"
+    cdev = p.get("pcasc_dev" if kind == "pfet" else "ncasc_dev") or dev    # cascode device (default: same)
     return [_fet(pdk, dev, name, mid, gate, rail, rail, w, l),
-            _fet(pdk, dev, name + "C", out, vc, mid, rail, wc, lc)]
+            _fet(pdk, cdev, name + "C", out, vc, mid, mid if p.get("casc_bulk") == "source" else rail, wc, lc)]
 
 
-def _outputs(pdk: Pdk, p: dict, na: str, nb: str) -> List[str]:
+def _steer(pdk: Pdk, p: dict, kind: str, name: str, x: str, out: str) -> List[str]:
+    """Output current steering of one mirror branch whose (cascode) drain is x: en = 1 connects x to the
+    output node `out`; en = 0 (enb = 1) dumps the branch current into the opposite rail instead, so the
+    branch keeps its bias (drain voltages stay put) and the output sees only an off switch.
+    pfet branches (sourcing) use pfet_lvt switches and dump into vss; nfet branches (sinking) use nfet
+    switches and take their current from vdd."""
+    if kind == "pfet":
+        w, l = p.get("w_swp", 1.0), p.get("l_swp", 0.35)
+        return [_fet(pdk, "pfet_lvt", f"{name}SO", out, "enb", x, "vdd", w, l),
+                _fet(pdk, "pfet_lvt", f"{name}SD", "vss", "en", x, "vdd", w, l)]
+    w, l = p.get("w_swn", 1.0), p.get("l_swn", 0.15)
+    return [_fet(pdk, "nfet", f"{name}SO", out, "en", x, "vss", w, l),
+            _fet(pdk, "nfet", f"{name}SD", "vdd", "enb", x, "vss", w, l)]
+
+
+def _outputs(pdk: Pdk, p: dict, na: str, nb: str, steer: bool = False) -> List[str]:
     """Given pfet diode nodes na (carries I_A) and nb (carries I_B), build the symmetric output:
-    into d: I_A - I_B ; out of s: I_A - I_B (matched pfet source and nfet sink mirrors)."""
+    into d: I_A - I_B ; out of s: I_A - I_B (matched pfet source and nfet sink mirrors).
+    steer=True: each of the four output branches reaches d / s through an enable switch and is dumped
+    into the opposite rail when en = 0 (`_steer`; needs the internal node enb = not en)."""
     m = lambda *a: _mirror(pdk, p, *a)
+    if steer:
+        o = {k: f"o{k.lower()}" for k in ("PAD", "NBD", "NAS", "PBS")}
+        sw = [*_steer(pdk, p, "pfet", "PAD", o["PAD"], "d"), *_steer(pdk, p, "nfet", "NBD", o["NBD"], "d"),
+              *_steer(pdk, p, "nfet", "NAS", o["NAS"], "s"), *_steer(pdk, p, "pfet", "PBS", o["PBS"], "s")]
+    else:
+        o = {"PAD": "d", "NBD": "d", "NAS": "s", "PBS": "s"}
+        sw = []
     return [
         "* pfet diodes of the pair currents",
         *m("pfet", "PA", na, na, "vdd", True), *m("pfet", "PB", nb, nb, "vdd", True),
         "* output into d: source I_A (pfet copy of A), sink I_B (pfet copy of B -> nfet mirror)",
-        *m("pfet", "PAD", "d", na, "vdd", False),
+        *m("pfet", "PAD", o["PAD"], na, "vdd", False),
         *m("pfet", "PBX", "nbx", nb, "vdd", False),
         *m("nfet", "NBX", "nbx", "nbx", "vss", True),
-        *m("nfet", "NBD", "d", "nbx", "vss", False),
+        *m("nfet", "NBD", o["NBD"], "nbx", "vss", False),
         "* output from s: sink I_A (pfet copy of A -> nfet mirror), source I_B (pfet copy of B)",
         *m("pfet", "PAX", "nax", na, "vdd", False),
         *m("nfet", "NAX", "nax", "nax", "vss", True),
-        *m("nfet", "NAS", "s", "nax", "vss", False),
-        *m("pfet", "PBS", "s", nb, "vdd", False),
+        *m("nfet", "NAS", o["NAS"], "nax", "vss", False),
+        *m("pfet", "PBS", o["PBS"], nb, "vdd", False),
+        *(["* enable: output current steering (en = 0 dumps every output branch into a rail)"] + sw if sw else []),
     ]
 
 
 def tanh_diff(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> Subckt:
     """tanh edge cell, difference form: i(s->d) = sign * I_unit*code * tanh(k (vs - vd)).
 
-    nfet differential pair (W/L w_in/l_in) in weak inversion, tail = binary-weighted DAC of unit nfets
-    mirrored from the bias line vbn (magnitude code b*), series enable switch in the tail (en = 0: no
-    tail current, so no output current). Pair currents I_A (gate vs) and I_B (gate vd) go to pfet diodes;
-    matched pfet/nfet mirrors put I_A - I_B = I_tail tanh(kappa (vs - vd) / 2U_T) into d and take it from s.
-    sign = -1 swaps the pair's gate connections (a wiring choice made at netlist time)."""
+    nfet differential pair (p['pair'], W/L w_in/l_in, bulk = common source) in weak inversion; tail =
+    binary-weighted DAC of unit nfets mirrored from the bias line vbn (magnitude code b*), with a cascode per
+    leg (dac_cascode="leg"), one shared cascode (True) or none (False). Pair currents I_A (gate vs) and I_B
+    (gate vd) go to pfet diodes; matched pfet/nfet mirrors put I_A - I_B = I_tail tanh(kappa (vs - vd) / 2U_T)
+    into d and take it from s. Enable: enable="output" (default) steers the four output branches into the
+    rails when en = 0 (the cell keeps its bias, so enabling it is a switch event); enable="tail" puts a series
+    switch in the tail (en = 0: every node of the cell collapses). Either way no current reaches s or d when
+    off. sign = -1 swaps the pair's gate connections (a wiring choice made at netlist time)."""
     p = dict(DEFAULTS["tanh_diff"]); p.update(kw)
     n = int(p["bits"])
     name = name or f"kc_tanh_diff_{'p' if sign > 0 else 'n'}{n}"
     ga, gb = ("s", "d") if sign > 0 else ("d", "s")
     bits = [f"b{k}" for k in range(n)]
+    steer = p.get("enable", "tail") == "output"
+    casc = p["dac_cascode"] is True          # one shared cascode above the bit switches
+    leg = p["dac_cascode"] == "leg"          # a cascode per DAC leg (below the bit switches)
+    top = "dacc" if casc else "dac"          # DAC output (above the cascode if any)
     lines = [f".subckt {name} {' '.join(edge_pins(n))}",
              f"* kchip tanh_diff edge cell, sign {sign:+d}, {n}-bit tail DAC",
              _fet(pdk, p["pair"], "M1", "na", ga, "tail", p["pair_bulk"], p["w_in"], p["l_in"]),
-             _fet(pdk, p["pair"], "M2", "nb", gb, "tail", p["pair_bulk"], p["w_in"], p["l_in"]),
-             "* enable: series switch in the tail",
-             _fet(pdk, "nfet", "SEN", "tail", "en", "dacc" if p["dac_cascode"] else "dac", "vss",
-                  p["w_sw"] * 2 ** n, p["l_sw"]),
-             *([_fet(pdk, "nfet", "MDC", "dacc", "vcn", "dac", "vss", p["w_nc"] * 2, p["l_nc"])]
-               if p["dac_cascode"] else []),
-             *_dac(pdk, p, "dac", bits, "D"),
-             *_outputs(pdk, p, "na", "nb"),
-             f".ends {name}"]
+             _fet(pdk, p["pair"], "M2", "nb", gb, "tail", p["pair_bulk"], p["w_in"], p["l_in"])]
+    if steer:
+        lines += ["* enable acts on the outputs (current steering); the tail always runs: en -> enb inverter",
+                  _fet(pdk, "pfet", "MIP", "enb", "en", "vdd", "vdd", 0.42, 0.15),
+                  _fet(pdk, "nfet", "MIN", "enb", "en", "vss", "vss", 0.42, 0.15),
+                  f"Rtail tail {top} 1"]
+    else:
+        lines += ["* enable: series switch in the tail",
+                  _fet(pdk, "nfet", "SEN", "tail", "en", top, "vss", p["w_sw"] * 2 ** n, p["l_sw"])]
+    if casc:
+        lines.append(_fet(pdk, p.get("dac_casc_dev", "nfet"), "MDC", "dacc", "vcn", "dac", "vss",
+                          p.get("w_dc") or p["w_nc"] * 2, p.get("l_dc") or p["l_nc"]))
+    lines += [*_dac(pdk, p, "dac", bits, "D", cascode=leg),
+              *_outputs(pdk, p, "na", "nb", steer=steer),
+              f".ends {name}"]
     return Subckt(name, edge_pins(n), "\n".join(lines), p)
 
 

@@ -23,11 +23,17 @@ from .tables import CodeTable
 __all__ = ["one_node_transient"]
 
 
-def _node_cap_measured(pdk: Pdk, kind, code: int, corner: str, c_mim: L.Subckt, v_in: float, v_n: float) -> float:
-    """Total capacitance at the node (MIM + cell), from the imaginary admittance at 1 MHz of an .ac sweep
-    with the cell enabled at its operating point."""
+def _node_cap_measured(pdk: Pdk, kind, code: int, corner: str, c_mim: L.Subckt, v_in: float, v_n: float,
+                       enabled: bool = True) -> float:
+    """Total capacitance at the node (MIM + cell), from the imaginary admittance at 100 kHz of an .ac sweep
+    at the cell's operating point. enabled=True: the cell conducts, so the figure also holds the phase lag
+    of its transconductance (-gm/omega_p, not a capacitance); enabled=False (en = 0): the passive pin
+    capacitance only - for a cell with output steering (enable="output") the pair and mirrors stay biased,
+    so this is the capacitance the node carries while the cell runs."""
     sub = kind.subckt(pdk)
     lines = _header(pdk, kind, corner, sub, "node capacitance")
+    if not enabled:
+        lines = [ln.replace(f"Ven en 0 {pdk.vdd}", "Ven en 0 0") for ln in lines]
     lines += [c_mim.text, f"Vs s 0 dc {v_in}", f"Vn n 0 dc {v_n} ac 1", "XC n 0 " + c_mim.name]
     lines += _inst(kind, sub, "a", code, 0, s="s", d="n")
     lines += [".ac lin 1 1e5 1e5", ".end"]
@@ -70,6 +76,7 @@ def one_node_transient(kind_name: str = "tanh_diff", code: int = 15, corner: str
     tr = run_deck("\n".join(lines), cell=kind.name, point=f"one-node transient code {code}").plots[0]
     t, v = np.real(tr["time"]), np.real(tr["v(n)"])
     c_node = _node_cap_measured(pdk, kind, code, corner, cap, v_in, 0.5 * (v0 + v_in))
+    c_pass = _node_cap_measured(pdk, kind, code, corner, cap, v_in, 0.5 * (v0 + v_in), enabled=False)
     amp = float(table.params["amp"].value(code))
     k = float(table.params["slope_fit" if "slope_fit" in table.params else "slope"].value(code))
     off = float(table.params["offset"].value(code))
@@ -81,9 +88,9 @@ def one_node_transient(kind_name: str = "tanh_diff", code: int = 15, corner: str
         return sol.y[0]
     swing = abs(v[-1] - v0)
     out = dict(cell=kind.name, code=code, corner=corner, mode=mode, v_in=v_in, v0=v0, c_mim_F=cap.params["c"],
-               c_node_measured_F=c_node, swing_V=float(swing), t=t, v_spice=v)
+               c_node_measured_F=c_node, c_node_passive_F=c_pass, swing_V=float(swing), t=t, v_spice=v)
     for tag, (a_, k_, o_) in {"table": (amp, k, off), "nominal": (amp_nom, k_cell, 0.0)}.items():
-        for ctag, c in {"cnode": c_node, "cmim": cap.params["c"]}.items():
+        for ctag, c in {"cnode": c_node, "cpass": c_pass, "cmim": cap.params["c"]}.items():
             vo = ode(a_, k_, o_, c)
             out[f"v_ode_{tag}_{ctag}"] = vo
             out[f"max_err_pct_swing_{tag}_{ctag}"] = float(100 * np.max(np.abs(vo - v)) / swing)

@@ -1,0 +1,54 @@
+"""One-node transient of the tanh_diff cell vs the software ODE (issue 5): both modes, codes 15 and 5.
+Prints the errors (% of the swing) for every ODE capacitance choice and writes docs/cells_transient.png.
+
+    python benchmarks/tanh_transient.py [--corner tt] [--codes 15,5] [--png docs/cells_transient.png]
+
+ODE capacitance: cnode = MIM + cell from Im(Y)/omega at 100 kHz with the cell enabled (holds the phase lag
+of the cell's transconductance, -gm/omega_p), cpass = the same with en = 0 (passive pin capacitance; the
+output-steered cell keeps its pair and mirrors biased), cmim = the MIM value alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kchip.cells.transient import one_node_transient  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--corner", default="tt")
+    ap.add_argument("--codes", default="15,5")
+    ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs" / "cells_transient.png"))
+    a = ap.parse_args(argv)
+    runs = []
+    for mode in ("release", "enable"):
+        for code in (int(c) for c in a.codes.split(",")):
+            o = one_node_transient("tanh_diff", code=code, corner=a.corner, mode=mode)
+            runs.append(o)
+            print(json.dumps({"mode": mode, "code": code, "swing_V": round(o["swing_V"], 4),
+                              "c_node_fF": round(o["c_node_measured_F"] * 1e15, 1),
+                              "c_pass_fF": round(o["c_node_passive_F"] * 1e15, 1),
+                              **{k: round(v, 3) for k, v in o.items() if k.startswith("max_err")}}), flush=True)
+    if a.png:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+        for o in runs:
+            j = 0 if o["mode"] == "release" else 1
+            ax[j].plot(o["t"] * 1e9, o["v_spice"], lw=1, label=f"ngspice code {o['code']}")
+            ax[j].plot(o["t"] * 1e9, o["v_ode_table_cnode"], "--", lw=1, label=f"ODE code {o['code']}")
+        for j, m in enumerate(("release", "enable")):
+            ax[j].set_title(f"tanh_diff {a.corner}, {m} mode, 2 pF node"); ax[j].set_xlabel("t [ns]")
+            ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
+        fig.tight_layout(); fig.savefig(a.png); plt.close(fig)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
