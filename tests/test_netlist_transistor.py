@@ -104,3 +104,20 @@ def test_transistor_level_refuses_laws_without_a_cell():
     spec = _spec("tanh_diff")
     with pytest.raises(ValueError, match="law 'tanh_diff' has no transistor cell"):
         build_netlist(spec, "transistor")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
+def test_transistor_chip_follows_its_L2_model(tmp_path):
+    """3 nodes, 5 relu_diff cells at tt, 2 inferences in one ngspice run (~1-2 min): the chip's outputs are
+    within 0.05 SW units (7 mV at V_u = 144 mV) of the L2 model built from the cells' measured tables."""
+    from kchip.sim.simulate import simulate
+    spec = _spec()
+    rep = {}
+    deck = tmp_path / "chip.spice"
+    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
+    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
+    y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
+    with torch.no_grad():
+        l2 = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+    assert np.max(np.abs(y - l2)) < 0.05, (y.ravel(), l2.ravel())
