@@ -121,3 +121,42 @@ def test_transistor_chip_follows_its_L2_model(tmp_path):
     with torch.no_grad():
         l2 = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
     assert np.max(np.abs(y - l2)) < 0.05, (y.ravel(), l2.ravel())
+
+
+def test_cell_projector_lands_on_the_cell_grid_and_finetune_keeps_it_there():
+    from kchip.quantize.cellaware import CellProjector, cell_aware_finetune
+    m = _model()
+    v_u, i_u = 0.1, 1.5e-7
+    proj = CellProjector(m, v_u, i_u, 0.6)
+    grid = {(round(float(b), 9), round(float(g), 9)) for b, g in zip(proj.b, proj.g)}
+    torch.manual_seed(1)
+    p = torch.randn(2, 7, dtype=torch.float64)
+    q = proj.project(p)
+    for k in range(7):
+        assert (round(float(q[0, k]), 9), round(abs(float(q[1, k])), 9)) in grid
+        assert torch.sign(q[1, k]) == (1 if p[1, k] >= 0 else -1)
+
+    class Toy:                      # a regression task on a 3-node relu_diff model
+        def __init__(self):
+            g = torch.Generator().manual_seed(0)
+            self.x = torch.rand(64, 2, generator=g, dtype=torch.float64) - 0.5
+            self.y = (self.x[:, :1] - self.x[:, 1:]).clamp(min=0) * 0.3
+            self.solver = {"method": "rk4", "options": {"step_size": 0.25}}
+
+        def batches(self, ep, gen):
+            return [(self.x, self.y)]
+
+        def loss(self, model, batch):
+            return ((model(batch[0], **self.solver) - batch[1]) ** 2).mean()
+    torch.manual_seed(0)
+    model = KirchhoffNet([Period([[1, 3], [2, 3], [3, 1], [0, 3]], "relu_diff", 1.0)], projector="last1").double()
+    task = Toy()
+    pm = KirchhoffNet([Period([[1, 3], [2, 3], [3, 1], [0, 3]], "relu_diff", 1.0,
+                              param=proj.project(model.periods[0].param.detach()))], projector="last1").double()
+    with torch.no_grad():
+        before = float(task.loss(pm, (task.x, task.y)))
+    tuned = cell_aware_finetune(model, m, v_u, i_u, task, epochs=40, lr=3e-2)
+    p2 = tuned.periods[0].param.detach()
+    assert torch.equal(p2, proj.project(p2))                      # every edge exactly on the grid
+    with torch.no_grad():
+        assert float(task.loss(tuned, (task.x, task.y))) < before

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import torch
-import torch.nn.utils.parametrize as parametrize
 
 from kchip.model import KirchhoffNet
 
@@ -59,20 +58,27 @@ def cell_aware_finetune(model: KirchhoffNet, cell_model, v_u: float, i_u: float,
             raise ValueError(f"periods[{k}].law: cell-aware fine-tuning supports relu_diff only, got {p.law.name!r}")
     m = model_from_dict(model_to_dict(model)).to(torch.float64)
     proj = CellProjector(cell_model, v_u, i_u, dv_range_v)
-    for p in m.periods:
-        parametrize.register_parametrization(p, "param", proj)
-    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=lr)
+    # straight-through estimator without a parametrization (which would bypass the model's fused kernels):
+    # the model's own parameter holds the projected values, its gradient updates the latent copy
+    latent = [p.param.detach().clone().requires_grad_(True) for p in m.periods]
+    opt = torch.optim.Adam(latent, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     for ep in range(epochs):
         tot, n = 0.0, 0
         for batch in task.batches(ep, gen):
-            opt.zero_grad()
+            with torch.no_grad():
+                for p, lat in zip(m.periods, latent):
+                    p.param.copy_(proj.project(lat))
+            m.zero_grad()
             loss = task.loss(m, batch)
             loss.backward()
+            for p, lat in zip(m.periods, latent):
+                lat.grad = p.param.grad.detach().clone()
             opt.step()
             tot, n = tot + float(loss.detach()), n + 1
         if log:
             log(f"cell-aware epoch {ep + 1}/{epochs}: loss {tot / max(n, 1):.5g}")
-    for p in m.periods:
-        parametrize.remove_parametrizations(p, "param", leave_parametrized=True)   # keep the projected values
+    with torch.no_grad():
+        for p, lat in zip(m.periods, latent):
+            p.param.copy_(proj.project(lat))
     return m

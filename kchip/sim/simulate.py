@@ -124,7 +124,10 @@ def _run_chunk(args) -> Dict:
     deck_path, spec_json, x, direction, waves, keep = args
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
-    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep)
+    head = read_header(Path(deck_path).read_text(), str(deck_path))
+    # transistor decks: tens of minutes per inference on a loaded machine; ideal decks: seconds
+    timeout = 3600.0 * len(x) if head.get("level") == "transistor" else 600.0
+    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
     out = np.stack([np.interp(tb.read_times, t, plot[f"v(out_{j})"]) for j in tb.outputs], axis=1)
