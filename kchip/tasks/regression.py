@@ -17,6 +17,13 @@ nodes incl. ground, and Eq. 10 stores 2 parameters per edge: params = 4 r N (N -
     Housing   n_in = 8  -> N = 10 -> 360 params  (paper: 360; California housing has 8 features)
 so the paper's small model has no hidden node. The paper's medium/large sizes are not recorded in this
 project's notes; kchip scales the repeat: medium r = 2 (2x params), large r = 4 (4x params).
+
+Looked up for the paper's medium/large definitions (Table I of arXiv 2310.15872, Gao et al.) and not found:
+the official repository zhengqigao/kirchhoffnet ships no regression config or result (src/configs holds only
+config_twomoon.yaml; src/main_ffn.py trains the FFN baseline; src/utils/testbench.py holds the data definitions
+used above); the stored copy of the paper's HTML (arxiv.org/html/2310.15872v3) is reachable by the project's
+search tool only through its opening (abstract, introduction), not Table I. So medium/large stay kchip's own
+scaling, with no paper figure to compare against.
 """
 from __future__ import annotations
 
@@ -33,7 +40,7 @@ from .common import fit, summarize_times, write_json_atomic, xy_batches
 
 DATASETS = ("friedman", "diabetes")
 SIZES = {"small": 1, "medium": 2, "large": 4}          # repeat r of the FC layer
-PAPER_TABLE1 = {  # (test MSE, params) of the paper's small size; others not recorded in ARCHITECTURE §5
+PAPER_TABLE1 = {  # (test MSE, params) of the paper's small size (ARCHITECTURE §5); medium/large not found
     ("friedman", "small"): (8.81e-4, 168),
     ("diabetes", "small"): (2.91e-2, 528),
     ("housing", "small"): (1.55e-2, 360),
