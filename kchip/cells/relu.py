@@ -238,7 +238,6 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
     grid_dev = np.array([[np.max(np.abs(i_d - ideal(G, u))) for u in ubs] for G in Gs])
     jg, ju = np.unravel_index(int(np.argmin(grid_dev)), grid_dev.shape)
     G_mm, i_ub = float(Gs[jg]), float(ubs[ju])
-    devs = grid_dev[:, ju]
     i_fs = float(np.max(np.abs(ideal(G_mm))))
     dev = float(grid_dev[jg, ju]) / i_fs
     inner = (np.abs(VS - kind.vcm) <= 2 * kind.span / 3 + 1e-9) & (np.abs(VD - kind.vcm) <= 2 * kind.span / 3 + 1e-9)
