@@ -34,7 +34,14 @@ def _run(args) -> int:
     x = np.load(args.inputs)
     if x.ndim != 2:
         raise ValueError(f"{args.inputs}: expected a 2-D array (batch, n_in), got shape {x.shape}")
-    if args.corner and args.corner != spec.corner:
+    from kchip.netlist import read_header
+    head = read_header(Path(args.deck).read_text(), str(args.deck))
+    if head.get("level") == "transistor":
+        if args.corner and args.corner != head.get("corner"):
+            raise ValueError(f"--corner {args.corner}: {args.deck} was built with the {head.get('corner')} models "
+                             f"and cell tables; rebuild it with `kchip netlist --level transistor --corner "
+                             f"{args.corner}`")
+    elif args.corner and args.corner != spec.corner:
         print(f"note: --corner {args.corner} has no effect on an ideal-level deck (ChipSpec corner {spec.corner})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
