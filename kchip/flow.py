@@ -55,10 +55,7 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
         model = load_model(ctx.path(cfg["file"]))
         if cfg.get("dataset"):                 # the task's data (the fixed split) for the later stages' metric
             from .tasks.regression import load_data
-            data = load_data(cfg["dataset"])
-            np.savez(out / "data.npz", x_train=data[0].numpy(), y_train=data[1].numpy(), x_test=data[2].numpy(),
-                     y_test=data[3].numpy())
-            result_extra = {"task": f"regression:{cfg['dataset']}", "data": str((out / "data.npz").relative_to(out.parent))}
+            result_extra = _save_data(load_data(cfg["dataset"]), cfg["dataset"], out)
     elif source == "spec":
         torch.manual_seed(int(cfg.get("seed", 0)))
         periods = []
@@ -96,10 +93,14 @@ def _train_regression(cfg: Dict[str, Any], out: Path):
     metrics = train(model, data, epochs=int(cfg.get("epochs", 60)), batch=int(cfg.get("batch", 64)),
                     lr=float(cfg.get("lr", 5e-4)), seed=int(cfg.get("seed", 0)), run_dir=out / "run",
                     progress=bool(cfg.get("progress", True)))
+    return model, {**_save_data(data, dataset, out), "test_mse": metrics["test_mse"], "epochs": metrics.get("epochs")}
+
+
+def _save_data(data, dataset: str, out: Path) -> Dict[str, Any]:
+    """Keep the task's split (x_train, y_train, x_test, y_test) in data.npz for the later stages' metric."""
     np.savez(out / "data.npz", x_train=data[0].numpy(), y_train=data[1].numpy(), x_test=data[2].numpy(),
              y_test=data[3].numpy())
-    return model, {"task": f"regression:{dataset}", "data": str((out / "data.npz").relative_to(out.parent)),
-                   "test_mse": metrics["test_mse"], "epochs": metrics.get("epochs")}
+    return {"task": f"regression:{dataset}", "data": str((out / "data.npz").relative_to(out.parent))}
 
 
 def _data(ctx: FlowContext):
@@ -148,11 +149,10 @@ def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str,
     from .netlist import write_netlist
     level = cfg.get("level", "ideal")
     corner = cfg.get("corner", "tt")
-    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner)
+    rep: Dict[str, Any] = {}
+    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner, rep)
     res = {"netlist": str(path.relative_to(ctx.root)), "level": level}
     if level == "transistor":
-        import json
-        rep = json.loads((path.parent / (path.name + ".cells.json")).read_text())
         res.update(corner=corner, cells=str((path.parent / (path.name + ".cells.json")).relative_to(ctx.root)),
                    instantiated=rep["instantiated"], clipped=rep["clipped"], i_u=rep["i_u"], c_f=rep["c_f"],
                    max_code_err_pct_fs=rep["max_err_pct_fs"])
@@ -184,8 +184,6 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
            "vs_L1": {k: v for k, v in compare(y, l1).items() if k != "per_output"},
            "vs_L0": {k: v for k, v in compare(y, l0).items() if k != "per_output"}}
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' measured code tables
-        import json
-        import time
         from .netlist.transistor import cell_level_spec
         rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
         l2_model = realized_model(cell_level_spec(spec, rep))

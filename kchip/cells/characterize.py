@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from ..pdk import Pdk, load_pdk
-from ..sim.ngspice import run_deck
+from ..sim.ngspice import run_deck, run_parallel
 from . import library as L
 from .tables import CellTable, CodeParam, CodeTable
 
@@ -137,23 +137,13 @@ def _bandwidth(freq: np.ndarray, mag: np.ndarray) -> float:
     return float(np.exp(f0 + t * (f1 - f0)))
 
 
-def _parallel(tasks, jobs: int):
-    """Run zero-argument callables, up to `jobs` at a time (each runs its own ngspice process)."""
-    if jobs <= 1 or len(tasks) <= 1:
-        return [t() for t in tasks]
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(max_workers=jobs) as ex:
-        futs = [ex.submit(t) for t in tasks]
-        return [f.result() for f in futs]
-
-
 def run_dc(pdk: Pdk, kind: CellKind, corner: str, codes=None, ac: bool = True, jobs: int = 1):
     """DC surfaces (+ AC) of every code. jobs > 1 splits the codes over that many decks run side by side
     (the same circuit and grid; the disabled instance sits in the first deck)."""
     codes = list(range(2 ** kind.bits)) if codes is None else list(codes)
     if jobs > 1 and len(codes) > 1:
         chunks = [list(c) for c in np.array_split(np.array(codes), min(jobs, len(codes)))]
-        parts = _parallel([lambda c=c, j=j: _run_dc_one(pdk, kind, corner, c, ac, leak=(j == 0))
+        parts = run_parallel([lambda c=c, j=j: _run_dc_one(pdk, kind, corner, c, ac, leak=(j == 0))
                            for j, c in enumerate(chunks)], jobs)
         out = dict(parts[0])
         for k in ("tags",):
@@ -221,7 +211,8 @@ def run_mismatch(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], n_
 
 def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
                  out_dir: Optional[Path] = None, n_mc: int = 8, plots: bool = True, jobs: int = 1) -> dict:
-    """jobs: ngspice processes run side by side (tanh cells: the DC grid split by code + the mismatch deck)."""
+    """jobs: ngspice processes run side by side (tanh cells: the DC grid split by code + the mismatch deck;
+    relu cells: the DC instances, then the mismatch copies, split over `jobs` decks)."""
     pdk = pdk or load_pdk()
     pdk.check_corner(corner)
     if kind_name not in KINDS:
@@ -234,7 +225,7 @@ def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
         summary, table, codetab = _char_tanh(pdk, kind, corner, n_mc, jobs)
     else:
         from .relu import char_relu
-        summary, table, codetab = char_relu(pdk, kind, corner, n_mc)
+        summary, table, codetab = char_relu(pdk, kind, corner, n_mc, jobs)
     summary["wall_s_total"] = time.perf_counter() - t0
     return write_results(kind, corner, table, codetab, summary, out_dir, plots)
 

@@ -118,12 +118,26 @@ def _fit_relu(dv, i, i_min: float = 1e-9):
     return float(r.x[0]), float(r.x[1])
 
 
-def char_relu(pdk, kind, corner, n_mc, jobs=None):
+def _split_run(head, insts, analysis, jobs, inst_lines, **kw):
+    """Spread the instances round-robin over `jobs` decks (same header and analysis), run them side by side
+    (`run_decks`) and merge their vectors. Returns (vectors, wall seconds, number of decks)."""
+    import time
+    from ..sim.ngspice import run_decks
+    decks = ["\n".join(list(head) + [ln for it in insts[k::jobs] for ln in inst_lines(*it)] + [analysis, ".end"])
+             for k in range(min(jobs, len(insts)))]
+    t0 = time.perf_counter()
+    results = run_decks(decks, jobs=jobs, **kw)
+    wall = time.perf_counter() - t0
+    vec = {}
+    for r in results:
+        vec.update(r.plots[0].vectors)
+    return vec, wall, len(decks)
+
+
+def char_relu(pdk, kind, corner, n_mc, jobs=1):
     """DC surfaces of every combo (+ one disabled instance) over vs x vd, split over `jobs` parallel ngspice
     runs (each run holds a share of the instances and sweeps the whole grid); then mismatch (n_mc copies)."""
-    import time
     from .characterize import _header, _inst
-    from ..sim.ngspice import run_decks
     sub = kind.subckt(pdk)
     combos = _combos(kind)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
@@ -133,24 +147,10 @@ def char_relu(pdk, kind, corner, n_mc, jobs=None):
     nd = len(vd_grid)
     head = _header(pdk, kind, corner, sub, "DC surfaces") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
     insts = [(f"c{c}o{o}", c, o, "en") for c, o in combos] + [("off", 2 ** kind.bits - 1, 2 ** kind.obits - 1, "0")]
-    import os
-    jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
-    groups = [insts[k::jobs] for k in range(min(jobs, len(insts)))]
-    decks = []
-    for g in groups:
-        lines = list(head)
-        for tag, c, o, en in g:
-            lines += _inst(kind, sub, tag, c, o, en=en)
-        lines += [f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {vd_grid[0]:.4f} {vd_grid[-1]:.4f} {vd_step:.4f}",
-                  ".end"]
-        decks.append("\n".join(lines))
-    t0 = time.perf_counter()
-    results = run_decks(decks, jobs=jobs, cell=kind.name, point=f"DC surface grid at corner {corner}",
-                        expect_points=[n * nd], timeout=3600)
-    wall = time.perf_counter() - t0
-    dc = {}
-    for r in results:
-        dc.update(r.plots[0].vectors)
+    dc, wall, n_decks = _split_run(
+        head, insts, f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {vd_grid[0]:.4f} {vd_grid[-1]:.4f} {vd_step:.4f}",
+        max(1, jobs), lambda tag, c, o, en: _inst(kind, sub, tag, c, o, en=en),
+        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[n * nd], timeout=3600)
     grid = lo + kind.step * np.arange(n)
     shp = (nd, n)
     i_d = np.stack([dc[f"i(vmdc{c}o{o})"].reshape(shp) for c, o in combos])
@@ -159,19 +159,17 @@ def char_relu(pdk, kind, corner, n_mc, jobs=None):
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
     i_ub = float(sub.params["ub_units"]) * kind.i_unit
     summary, table, codetab = analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub)
-    summary["dc_runs"] = len(decks)
+    summary["dc_runs"] = n_decks
     if n_mc > 1:
-        summary.update(mismatch_relu(pdk, kind, corner, n_mc, summary, jobs))
+        summary.update(mismatch_relu(pdk, kind, corner, n_mc, jobs))
     return summary, table, codetab
 
 
-def mismatch_relu(pdk, kind, corner, n_mc, summary, jobs=None) -> dict:
+def mismatch_relu(pdk, kind, corner, n_mc, jobs=1) -> dict:
     """n_mc copies (each draws its own sky130 mismatch, corner <corner>_mm) of three combos at vd = v_cm,
     vs swept over the conducting part of the range -> sigma of the fitted gain and of the input-referred
     offset (-b/g) per combo."""
-    import time
     from .characterize import _header, _inst
-    from ..sim.ngspice import run_decks
     mm = corner + pdk.mismatch_suffix
     sub = kind.subckt(pdk)
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
@@ -179,20 +177,10 @@ def mismatch_relu(pdk, kind, corner, n_mc, summary, jobs=None) -> dict:
     npts = 7
     lo, hi = kind.vcm, kind.vcm + kind.span
     insts = [(f"c{c}o{o}m{m}", c, o) for c, o in combos for m in range(n_mc)]
-    jobs = jobs or 1
-    decks = []
-    for k in range(min(jobs, len(insts))):
-        lines = _header(pdk, kind, mm, sub, f"mismatch x{n_mc}") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
-        for tag, c, o in insts[k::jobs]:
-            lines += _inst(kind, sub, tag, c, o)
-        lines += [f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", ".end"]
-        decks.append("\n".join(lines))
-    t0 = time.perf_counter()
-    res = run_decks(decks, jobs=jobs, cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
-    wall = time.perf_counter() - t0
-    dc = {}
-    for r in res:
-        dc.update(r.plots[0].vectors)
+    head = _header(pdk, kind, mm, sub, f"mismatch x{n_mc}") + [f"Vs s 0 dc {kind.vcm}", f"Vd d 0 dc {kind.vcm}"]
+    dc, wall, _ = _split_run(head, insts, f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", max(1, jobs),
+                             lambda tag, c, o: _inst(kind, sub, tag, c, o),
+                             cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
     dv = np.linspace(0.0, hi - lo, npts)
     sig_g, sig_off = {}, {}
     for c, o in combos:
@@ -222,8 +210,7 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
     o_rel = np.array([o - half for _, o in combos], float)
     i_ub_nominal = i_ub
 
-    def ideal(G, ub=None):
-        ub = i_ub if ub is None else ub
+    def ideal(G, ub):
         return a_nom[:, None, None] * np.maximum(G * DV[None] + (o_rel * ub)[:, None, None], 0)
     # per-combo fits (relu(g dv + b)); the cell constants G0 (transconductance) and I_ub (bias unit) are
     # fitted once per cell and corner (like the tanh cell's slope): least squares, then minimax on a grid
@@ -237,11 +224,11 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
     ubs = np.linspace(0.85 * ub_ls, 1.15 * ub_ls, 61)
     grid_dev = np.array([[np.max(np.abs(i_d - ideal(G, u))) for u in ubs] for G in Gs])
     jg, ju = np.unravel_index(int(np.argmin(grid_dev)), grid_dev.shape)
-    G_mm, i_ub = float(Gs[jg]), float(ubs[ju])
-    i_fs = float(np.max(np.abs(ideal(G_mm))))
+    G_mm, i_ub = float(Gs[jg]), float(ubs[ju])        # the fitted bias unit from here on
+    i_fs = float(np.max(np.abs(ideal(G_mm, i_ub))))
     dev = float(grid_dev[jg, ju]) / i_fs
     inner = (np.abs(VS - kind.vcm) <= 2 * kind.span / 3 + 1e-9) & (np.abs(VD - kind.vcm) <= 2 * kind.span / 3 + 1e-9)
-    dev_inner = float(min(np.max(np.abs(i_d - ideal(G))[:, inner]) for G in Gs)) / i_fs
+    dev_inner = float(min(np.max(np.abs(i_d - ideal(G, i_ub))[:, inner]) for G in Gs)) / i_fs
     dev_fit_inner = 0.0
     for j in range(len(combos)):
         f_in = _fit_relu(DV[inner], i_d[j][inner]) or fits[j]
@@ -279,7 +266,7 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
         biases.append((o, f))
     gains.sort(); biases.sort()
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
-    nominal = ideal(G_mm)
+    nominal = ideal(G_mm, i_ub)
     zero_ok = tuple(j for j in range(len(combos)) if np.max(np.abs(nominal[j])) < 0.01 * i_fs)
     table = CellTable(kind.name, corner, np.arange(len(combos)), grid, vd_grid, i_d, i_s, i_dd, {}, zero_ok)
     summary = dict(cell=kind.name, corner=corner, i_fs_A=i_fs, i_unit_A=kind.i_unit, i_bias_unit_A=i_ub,

@@ -52,11 +52,12 @@ def read_header(text: str, where: str = "deck") -> Dict:
     raise ValueError(f"{where}: not a kchip netlist (no '{HEADER_TAG.strip()}' header line)")
 
 
-def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt") -> Path:
+def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt", report: Dict = None) -> Path:
+    """Write the deck (and, at transistor level, `<deck>.cells.json`; `report`, if given, receives it too)."""
     spec = ChipSpec.load(spec_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rep: Dict = {}
+    rep: Dict = {} if report is None else report
     out.write_text(build_netlist(spec, level, corner, report=rep))
     if level == "transistor":
         (out.parent / (out.name + ".cells.json")).write_text(json.dumps(rep, indent=1))

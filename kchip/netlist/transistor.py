@@ -19,7 +19,6 @@ the node capacitors hold the result themselves once the last period's edges are 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -64,21 +63,24 @@ class ReluCellModel:
     def full(self) -> int:
         return 2 ** self.bits - 1
 
+    def grid(self) -> Tuple[np.ndarray, np.ndarray]:
+        """Every code pair's (gm [A/V], ib [A]) as two (2^bits, 2^obits) arrays, indexed [c, o]."""
+        c = np.arange(self.full + 1)[:, None]
+        ib = (c / self.full if self.product else np.ones_like(c)) * self.bias[None, :]
+        return np.repeat(self.gain[:, None], ib.shape[1], axis=1), ib
+
     def realized(self, c: int, o: int) -> Tuple[float, float]:
         """(gm [A/V], ib [A]) of code pair (c, o)."""
-        return float(self.gain[c]), float((c / self.full if self.product else 1.0) * self.bias[o])
+        g, b = self.grid()
+        return float(g[c, o]), float(b[c, o])
 
     def choose(self, gm: float, ib: float, dv_range: float) -> Tuple[int, int, float, float, float]:
         """Best (c, o) for a target |gm| >= 0 and ib: least current error over |dv| <= dv_range. Returns
         (c, o, gm', ib', error [A] = |gm - gm'| dv_range + |ib - ib'|)."""
-        c = np.arange(self.full + 1)[:, None]
-        g = self.gain[:, None]
-        b = (c / self.full if self.product else np.ones_like(c)) * self.bias[None, :]
+        g, b = self.grid()
         err = np.abs(g - gm) * dv_range + np.abs(b - ib)
-        # a code pair that is off everywhere realizes 0 whatever its codes: prefer c = 0 then
-        k = int(np.argmin(err))
-        ci, oi = divmod(k, err.shape[1])
-        return ci, oi, float(self.gain[ci]), float(b[ci, oi]), float(err[ci, oi])
+        ci, oi = divmod(int(np.argmin(err)), err.shape[1])
+        return ci, oi, float(g[ci, oi]), float(b[ci, oi]), float(err[ci, oi])
 
 
 def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional[float] = None) -> Dict:
@@ -185,10 +187,6 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
                       ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
                       "* ---- the chip ----", *lines]) + "\n"
     return body, rep
-
-
-def write_realization(rep: Dict, path: Path) -> None:
-    Path(path).write_text(json.dumps(rep, indent=1))
 
 
 def cell_level_spec(spec: ChipSpec, rep: Dict) -> ChipSpec:

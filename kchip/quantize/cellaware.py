@@ -26,14 +26,9 @@ class CellProjector(torch.nn.Module):
 
     def __init__(self, cell_model, v_u: float, i_u: float, dv_range_v: float, dtype=torch.float64):
         super().__init__()
-        import numpy as np
-        full = cell_model.full
-        c = np.arange(full + 1)[:, None]
-        g = cell_model.gain * v_u / i_u                                        # (C,) |theta1|
-        scale = c / full if cell_model.product else np.ones_like(c)
-        b = scale * cell_model.bias[None, :] / i_u                            # (C, O) theta0
-        self.register_buffer("g", torch.tensor(np.repeat(g[:, None], b.shape[1], 1).ravel(), dtype=dtype))
-        self.register_buffer("b", torch.tensor(b.ravel(), dtype=dtype))
+        gm, ib = cell_model.grid()                                            # (C, O) each, hardware units
+        self.register_buffer("g", torch.tensor((gm * v_u / i_u).ravel(), dtype=dtype))   # |theta1|
+        self.register_buffer("b", torch.tensor((ib / i_u).ravel(), dtype=dtype))         # theta0
         self.dvr = dv_range_v / v_u                                           # input range in SW units
 
     def project(self, p: torch.Tensor) -> torch.Tensor:

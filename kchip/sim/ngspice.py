@@ -26,7 +26,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-__all__ = ["NgspiceError", "NgspiceNotFound", "ModelFileMissing", "ConvergenceError", "Plot", "SimResult", "run_decks",
+__all__ = ["NgspiceError", "NgspiceNotFound", "ModelFileMissing", "ConvergenceError", "Plot", "SimResult", "run_decks", "run_parallel",
            "find_ngspice", "run_deck", "read_raw", "DEFAULT_SPICEINIT"]
 
 DEFAULT_SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\n"
@@ -280,18 +280,23 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
             tmp.cleanup()
 
 
-def run_decks(decks: Sequence[str], jobs: Optional[int] = None, **kw) -> List[SimResult]:
-    """Run independent decks in parallel ngspice processes (one per core by default; KCHIP_JOBS overrides),
-    results in the order of `decks`. Every keyword goes to `run_deck`; the first error is raised after all
-    runs finished (no orphaned ngspice)."""
+def run_parallel(tasks: Sequence, jobs: int) -> List:
+    """Run zero-argument callables (each runs its own ngspice process), up to `jobs` at a time, results in order.
+    The first error is raised after every task finished (no orphaned ngspice)."""
+    if jobs <= 1 or len(tasks) <= 1:
+        return [t() for t in tasks]
     from concurrent.futures import ThreadPoolExecutor
-    jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
-    if len(decks) == 1 or jobs == 1:
-        return [run_deck(d, **kw) for d in decks]
-    with ThreadPoolExecutor(max_workers=min(jobs, len(decks))) as pool:
-        futs = [pool.submit(run_deck, d, **kw) for d in decks]
+    with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
+        futs = [pool.submit(t) for t in tasks]
         errs = [f.exception() for f in futs]
     for e in errs:
         if e is not None:
             raise e
     return [f.result() for f in futs]
+
+
+def run_decks(decks: Sequence[str], jobs: Optional[int] = None, **kw) -> List[SimResult]:
+    """Run independent decks in parallel ngspice processes (one per core by default; KCHIP_JOBS overrides),
+    results in the order of `decks`. Every keyword goes to `run_deck`."""
+    jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
+    return run_parallel([lambda d=d: run_deck(d, **kw) for d in decks], jobs)

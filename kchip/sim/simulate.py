@@ -10,6 +10,7 @@ float model): RMS and max error per output and in % of full scale (the reference
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class Testbench:
     read_times: np.ndarray        # (n_inputs,) instants at which the held outputs are read
     outputs: List[int]
     t_stop: float
+    level: str = "ideal"
 
 
 def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, waves: Sequence[str] = (),
@@ -117,16 +119,15 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     lines.append(".save " + " ".join(saves))
     lines.append(".end")
     reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
-    return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop)
+    return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"))
 
 
 def _run_chunk(args) -> Dict:
     deck_path, spec_json, x, direction, waves, keep = args
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
-    head = read_header(Path(deck_path).read_text(), str(deck_path))
     # transistor decks: tens of minutes per inference on a loaded machine; ideal decks: seconds
-    timeout = 3600.0 * len(x) if head.get("level") == "transistor" else 600.0
+    timeout = 3600.0 * len(x) if tb.level == "transistor" else 600.0
     res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
@@ -164,7 +165,6 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
               (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None)
              for k, c in enumerate(chunks)]
-    import time
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
         futs = [pool.submit(_run_chunk, t) for t in tasks]
