@@ -150,7 +150,8 @@ def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str,
     level = cfg.get("level", "ideal")
     corner = cfg.get("corner", "tt")
     rep: Dict[str, Any] = {}
-    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner, rep)
+    path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner, rep,
+                         control=cfg.get("control"))
     res = {"netlist": str(path.relative_to(ctx.root)), "level": level}
     if level == "transistor":
         res.update(corner=corner, cells=str((path.parent / (path.name + ".cells.json")).relative_to(ctx.root)),

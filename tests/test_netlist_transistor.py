@@ -10,7 +10,7 @@ from kchip.hw.limits import DeviceLimits
 from kchip.hw.mapping import map_model
 from kchip.model import KirchhoffNet, Period
 from kchip.netlist import build_netlist, read_header
-from kchip.netlist.transistor import PIN_CAP_F, ReluCellModel, cell_level_spec, realize
+from kchip.netlist.transistor import BIAS_PER_CELL, PIN_CAP_F, ReluCellModel, cell_level_spec, realize
 from kchip.quantize.core import quantize_model, realized_model
 
 
@@ -24,6 +24,22 @@ def _spec(law="relu_diff", seed=0):
     x = torch.rand(32, 2) - 0.5
     sc = map_model(m, x, DeviceLimits(input_swing_v=0.3), target={"kind": "latency", "value": 4e-6})
     return quantize_model(m, sc, DeviceLimits(input_swing_v=0.3), num_inputs=2).spec
+
+
+def _stable_spec():
+    """Diffusive edges (theta1 > 0: the current grows with vs - vd and lowers it) and one weak anti-diffusive
+    edge: the outputs are well-conditioned in the inputs (L2 moves < 0.01 SW for a 0.02 input step), so a
+    chip-vs-L2 comparison measures the chip, not an unstable trajectory. (The random `_spec()` puts input 0 on
+    the knee of an anti-diffusive edge: any perturbation decides which way the nodes run away.)"""
+    edges = [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
+    p = torch.tensor([[0.3, 0.2, -0.2, 0.4, 0.1],       # theta0
+                      [0.8, 0.6, 0.9, 0.5, -0.2]])      # theta1
+    m = KirchhoffNet([Period(edges, "relu_diff", 1.0, param=p)], projector="last1")
+    torch.manual_seed(0)
+    x = torch.rand(32, 2) - 0.5
+    lim = DeviceLimits(input_swing_v=0.3)
+    sc = map_model(m, x, lim, target={"kind": "latency", "value": 4e-6})
+    return quantize_model(m, sc, lim, num_inputs=2).spec
 
 
 def _model(product=True):
@@ -77,6 +93,19 @@ def test_transistor_deck_wiring_header_and_caps(tmp_path):
     assert head["level"] == "transistor" and head["directions"] == ["forward"]
     assert head["ports"][:2] == ["vdd", "iref"] and head["logic_high"] == 1.8
     assert ".include" in text and "kc_relu_diff_p4_4" in text and "kc_bias" in text
+    # control: the standard-cell sequencer is in the deck, one clock cycle = the load phase
+    assert head["control"] == "sequencer" and head["top"] == "kchip_chip"
+    assert {"clk", "start", "resetb", "dir"} <= set(head["ports"])
+    assert head["sequencer"]["t_clk"] == pytest.approx(0.05 * spec.scaling.period_s[0])
+    assert head["sequencer"]["n_flops"] == 1 + 20 + 1
+    assert ".subckt kchip_seq" in text and "sky130_fd_sc_hd__dfrtp_1" in text and ".subckt kchip_chip" in text
+    assert "\nXcore " in text and "\nXseq " in text
+    # transmission-gate load/reset switches with their complement lines; bias generator K-fold
+    assert all(f"XSL{j} n{j} in_{j} ld ldb vdd 0 kc_tgate" in text for j in (1, 2, 3))
+    assert all(f"XSR{j} n{j} vcm rst_{j} rstb_{j} vdd 0 kc_tgate" in text for j in (1, 2, 3))
+    assert rep["bias_mult"] == BIAS_PER_CELL * rep["instantiated"]
+    i_unit = rep["i_ref_A"] / rep["bias_mult"]
+    assert head["supplies"]["iref"] == pytest.approx(rep["i_ref_A"]) and 1e-9 < i_unit < 1e-6
     inst = [ln for ln in text.splitlines() if ln.startswith("X_p0_e")]
     assert len(inst) == rep["instantiated"] == sum(e["code"] > 0 for e in rep["edges"])
     for e in rep["edges"]:
@@ -100,6 +129,19 @@ def test_transistor_deck_wiring_header_and_caps(tmp_path):
     json.dumps(rep)
 
 
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
+def test_control_choice_and_refusals():
+    spec = _spec()
+    text = build_netlist(spec, "transistor", "tt", control="ideal")
+    head = read_header(text)
+    assert head["control"] == "ideal" and "kchip_seq" not in text and "top" not in head
+    assert head["ports"][:4] == ["vdd", "iref", "vcm", "dirp"]
+    with pytest.raises(ValueError, match="control: 'sequencer' is not available at the ideal level"):
+        build_netlist(spec, "ideal", control="sequencer")
+    with pytest.raises(ValueError, match="control: 'pulse' is not available"):
+        build_netlist(spec, "transistor", control="pulse")
+
+
 def test_transistor_level_refuses_laws_without_a_cell():
     spec = _spec("tanh_diff")
     with pytest.raises(ValueError, match="law 'tanh_diff' has no transistor cell"):
@@ -108,19 +150,21 @@ def test_transistor_level_refuses_laws_without_a_cell():
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
-def test_transistor_chip_follows_its_L2_model(tmp_path):
-    """3 nodes, 5 relu_diff cells at tt, 2 inferences in one ngspice run (~1-2 min): the chip's outputs are
-    within 0.05 SW units (7 mV at V_u = 144 mV) of the L2 model built from the cells' measured tables."""
+@pytest.mark.parametrize("control", ["sequencer", "ideal"])
+def test_transistor_chip_follows_its_L2_model(tmp_path, control):
+    """3 nodes, 5 relu_diff cells at tt, 2 inferences in one ngspice run (sequencer: ~1.5 min): the chip's
+    outputs are within 0.03 SW units of the L2 model built from the cells' measured tables (measured 0.013 with
+    the standard-cell sequencer, 0.008 with testbench control), whichever drives the control."""
     from kchip.sim.simulate import simulate
-    spec = _spec()
+    spec = _stable_spec()
     rep = {}
     deck = tmp_path / "chip.spice"
-    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
+    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep, control=control))
     x = np.array([[0.5, -0.5], [-0.8, 0.3]])
     y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
     with torch.no_grad():
         l2 = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-    assert np.max(np.abs(y - l2)) < 0.05, (y.ravel(), l2.ravel())
+    assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
 
 
 def test_cell_projector_lands_on_the_cell_grid_and_finetune_keeps_it_there():

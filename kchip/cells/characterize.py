@@ -70,13 +70,13 @@ def _inst(kind: CellKind, sub: L.Subckt, tag: str, code: int, ocode: int = 0, en
             f"X{tag} {' '.join(pins)} {sub.name}"]
 
 
-def cell_bias(pdk: Pdk, kind_name: str, design: Optional[dict] = None) -> L.Subckt:
+def cell_bias(pdk: Pdk, kind_name: str, design: Optional[dict] = None, mult: int = 1) -> L.Subckt:
     """The bias generator the cells of `kind_name` are characterized with - and so the one a chip of those
     cells must use (`kchip.netlist.transistor`): its reference diode size sets every unit current. (For
     relu_diff this is a W/L 1/4 diode while the cell's units are 2/8: each unit carries ~1.4 I_ref, which the
     measured tables include.)"""
     d = dict(L.DEFAULTS.get(kind_name, {})); d.update(design or {})
-    return L.bias_gen(pdk, w_u=d.get("w_u", 1.0), l_u=d.get("l_u", 4.0))
+    return L.bias_gen(pdk, w_u=d.get("w_u", 1.0), l_u=d.get("l_u", 4.0), mult=mult)
 
 
 def _header(pdk: Pdk, kind: CellKind, corner: str, sub: L.Subckt, title: str) -> List[str]:

@@ -61,12 +61,17 @@ def edge_pins(bits: int, obits: int = 0) -> List[str]:
 
 def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias",
              w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0,
-             c_dec: float = 2e-12) -> Subckt:
+             c_dec: float = 2e-12, mult: int = 1) -> Subckt:
     """Bias generator shared by the cells. The reference (unit) current iref flows into a diode-connected
     unit nfet whose gate is the bias line vbn (every DAC leg copies it). Two more unit copies bias the
     cascode lines: vcn = V_GS of a long, narrow diode nfet at 4 I_unit (~0.7 V) and vcp = vdd - V_SG
-    of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails."""
-    f = lambda *a: _fet(pdk, *a)
+    of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails.
+
+    mult = K builds every device of the generator from K parallel copies (iref must then carry K I_unit): the
+    line voltages stay the same (same current densities) and the lines' drive (g_m) grows K-fold. A chip needs
+    this: its bias lines carry the gates of every cell (~15 pF per relu_diff cell), and a unit-current diode
+    (g_m ~ 2 uS) would take tens of microseconds to recover from the kick of cells switching on."""
+    f = lambda *a: _fet(pdk, *a, m=mult)
     lines = [f".subckt {name} iref vbn vcp vcn vdd vss",
              f("nfet", "MREF", "iref", "iref", "vss", "vss", w_u, l_u),
              "Rtie iref vbn 1",
@@ -86,7 +91,7 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
             lines.append(f"XD{net} {net} {rail} {cap['name']} w={side:.3f} l={side:.3f}")
     lines += [f".ends {name}"]
     return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vdd", "vss"], "\n".join(lines),
-                  dict(w_u=w_u, l_u=l_u, c_dec=c_dec))
+                  dict(w_u=w_u, l_u=l_u, c_dec=c_dec, mult=mult))
 
 
 def _dac(pdk: Pdk, p: dict, out: str, bits: List[str], prefix: str, cascode: bool = False) -> List[str]:
@@ -234,3 +239,20 @@ def switch(pdk: Pdk, w: float = 1.0, l: float = 0.15, name: str = "kc_switch") -
     V_GS - V_th ~ 0.35 V of overdrive at vdd = 1.8 V (on-resistance measured in docs/cells.md)."""
     lines = [f".subckt {name} a b g vss", _fet(pdk, "nfet", "MS", "a", "g", "b", "vss", w, l), f".ends {name}"]
     return Subckt(name, ["a", "b", "g", "vss"], "\n".join(lines), dict(w=w, l=l))
+
+
+def tgate(pdk: Pdk, w: float = 1.0, l: float = 0.15, name: str = "kc_tgate") -> Subckt:
+    """CMOS transmission gate a<->b, on when g = vdd and gb = 0: the nfet passes the low half of the node range,
+    the pfet (2x wider, for its lower mobility) the high half. An nfet alone has V_GS - V_th of only ~0.1-0.2 V
+    (body effect included) at V_cm + 0.3 V = 1.2 V, and loads such a node far too slowly (measured: a 3-node
+    chip loaded its 1.17 V input to 1.02 V in a 0.2 us load phase)."""
+    lines = [f".subckt {name} a b g gb vdd vss", _fet(pdk, "nfet", "MN", "a", "g", "b", "vss", w, l),
+             _fet(pdk, "pfet", "MP", "a", "gb", "b", "vdd", 2 * w, l), f".ends {name}"]
+    return Subckt(name, ["a", "b", "g", "gb", "vdd", "vss"], "\n".join(lines), dict(w=w, l=l))
+
+
+def inverter(pdk: Pdk, wn: float = 1.0, wp: float = 2.0, l: float = 0.15, name: str = "kc_inv") -> Subckt:
+    """Static CMOS inverter a -> y (the complement of a switch control line)."""
+    lines = [f".subckt {name} a y vdd vss", _fet(pdk, "nfet", "MN", "y", "a", "vss", "vss", wn, l),
+             _fet(pdk, "pfet", "MP", "y", "a", "vdd", "vdd", wp, l), f".ends {name}"]
+    return Subckt(name, ["a", "y", "vdd", "vss"], "\n".join(lines), dict(wn=wn, wp=wp, l=l))

@@ -21,7 +21,7 @@ from . import library as L
 DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=16.0, l_in=1.0, pair_bulk="source", w_u=2.0, l_u=8.0,
                 tail_units=30, r_deg=530e3, w_r=0.35, w_p=8.0, l_p=6.0, w_n=16.0, l_n=6.0, w_sw=1.0, l_sw=0.15,
                 cascode=True, w_pc=8.0, l_pc=1.0, w_nc=16.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, w_oc=2.0,
-                ub_units=2, bias_cascode=True)   # the characterized design (experiments: docs/cells.md)
+                ub_units=2, bias_cascode=True, w_dump=1.0)   # the characterized design (experiments: docs/cells.md)
 
 
 def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
@@ -50,6 +50,10 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
              f("nfet", "SEB", "sb", "en", "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
              f("nfet", "MTA", "ta", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
              f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+             "* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0), so",
+             "* that enabling the cell does not swing their drains and kick the shared bias lines",
+             f("pfet", "DTA", "ta", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+             f("pfet", "DTB", "tb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
              "* bias: offset-binary legs (2^k ub_units units, bit o_k) add to branch A, a fixed",
              "* 2^(obits-1) ub_units sink adds to branch B -> X gets (ocode - 2^(obits-1)) I_ub; same units, same",
              "* drain node kind (the pfet diodes), so the ratios are exact; gated by en",
@@ -92,7 +96,9 @@ def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
         out.append(f("nfet", "BKC", "bsb", "vcn", "bkq", "vss", p["w_oc"], p["l_nc"], m=ub * half))
     out += [f("nfet", "BK", "bkq" if casc else "bsb", "vbn", "vss", "vss", wu, lu, m=ub * half),
             f("nfet", "BEA", "na", "en", "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
-            f("nfet", "BEB", "nb", "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"])]
+            f("nfet", "BEB", "nb", "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("pfet", "DBA", "bsa", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+            f("pfet", "DBB", "bsb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
     return out
 
 

@@ -16,8 +16,10 @@ from typing import Dict
 from kchip.quantize.chipspec import ChipSpec
 
 from .ideal import core_ports, ideal_netlist
+from .schedule import build_schedule
 
 LEVELS = ("ideal", "transistor")
+CONTROLS = ("sequencer", "ideal")     # transistor level: standard-cell sequencer in the deck, or testbench sources
 HEADER_TAG = "* kchip-netlist "
 
 
@@ -25,16 +27,33 @@ def spec_digest(spec: ChipSpec) -> str:
     return hashlib.sha256(spec.to_json().encode()).hexdigest()
 
 
-def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", report: Dict = None) -> str:
-    """The deck text; for level `transistor`, `report` (a dict, if given) receives the cell realization."""
+def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", report: Dict = None,
+                  control: str = None) -> str:
+    """The deck text; for level `transistor`, `report` (a dict, if given) receives the cell realization.
+    `control` (transistor level; default `sequencer`): `sequencer` puts the standard-cell sequencer in the deck
+    (top subcircuit `kchip_chip`: clock, start, reset in; the testbench drives only those), `ideal` leaves the
+    control to the testbench's sources (`kchip_core` only, as at the ideal level)."""
     if level not in LEVELS:
         raise ValueError(f"level: {level!r} is not available; available levels: {', '.join(LEVELS)}")
+    control = control or ("sequencer" if level == "transistor" else "ideal")
+    if control not in CONTROLS or (level == "ideal" and control != "ideal"):
+        raise ValueError(f"control: {control!r} is not available at the {level} level (available: "
+                         f"{', '.join(CONTROLS if level == 'transistor' else ('ideal',))})")
     meta = {"level": level, "spec": spec.name, "spec_sha256": spec_digest(spec), "nodes": spec.num_nodes,
             "periods": len(spec.periods), "edges": len(spec.edges), "ports": core_ports(spec)}
     if level == "transistor":
         from .transistor import LOGIC_HIGH, core_ports as tr_ports, transistor_netlist
-        body, rep = transistor_netlist(spec, corner=corner)
-        meta.update(ports=tr_ports(spec), corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],
+        from .sequencer import CELLS, chip_top
+        seq = control == "sequencer"
+        body, rep = transistor_netlist(spec, corner=corner, stdcells=CELLS if seq else ())
+        meta.update(ports=tr_ports(spec), control=control)
+        if seq:
+            # one clock cycle = the load phase = the hold phase (schedule: 0.05 of the shortest period)
+            t_clk = build_schedule(spec, "forward", len(spec.input_nodes())).t_load
+            top, info = chip_top(spec, tr_ports(spec), t_clk)
+            body += "* ---- control: standard-cell sequencer, and the top level ----\n" + top + "\n"
+            meta.update(top="kchip_chip", ports=info["ports"], sequencer=info["timing"])
+        meta.update(corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],
                     supplies={"vdd": 1.8, "iref": rep["i_ref_A"]}, i_u=rep["i_u"], c_f=rep["c_f"],
                     options=".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-15")
         if report is not None:
@@ -52,13 +71,14 @@ def read_header(text: str, where: str = "deck") -> Dict:
     raise ValueError(f"{where}: not a kchip netlist (no '{HEADER_TAG.strip()}' header line)")
 
 
-def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt", report: Dict = None) -> Path:
+def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt", report: Dict = None,
+                  control: str = None) -> Path:
     """Write the deck (and, at transistor level, `<deck>.cells.json`; `report`, if given, receives it too)."""
     spec = ChipSpec.load(spec_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rep: Dict = {} if report is None else report
-    out.write_text(build_netlist(spec, level, corner, report=rep))
+    out.write_text(build_netlist(spec, level, corner, report=rep, control=control))
     if level == "transistor":
         (out.parent / (out.name + ".cells.json")).write_text(json.dumps(rep, indent=1))
     return out

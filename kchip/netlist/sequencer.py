@@ -9,7 +9,9 @@ OR of the flops of the slots in which it is high:
     s_k     slots of the k-th executed period;  en_p = dir ? s_{D-1-p} : s_p   (mux2)
     rst_j   slots in which node j is held at V_cm (the schedule's reset windows), per direction, mux2 by dir
 
-`resetb` (active low) clears every flop (power-on). `dir` = 0 forward, 1 reverse. The schedule it realizes is
+`resetb` (active low) clears every flop and holds every node at V_cm (rst_j = slots OR NOT resetb), so that
+the nodes start defined at power-on instead of wherever the floating capacitors settle. `dir` = 0 forward,
+1 reverse. The schedule it realizes is
 `kchip.netlist.schedule.build_schedule`; `sequencer_windows` returns the same windows in clock cycles so that a
 test can check the logic against the schedule.
 """
@@ -22,7 +24,7 @@ from kchip.quantize.chipspec import ChipSpec
 
 from .schedule import build_schedule
 
-CELLS = ("dfrtp_1", "or2_1", "or3_1", "or4_1", "mux2_1", "buf_1")
+CELLS = ("dfrtp_1", "or2_1", "or3_1", "or4_1", "mux2_1", "buf_1", "inv_1")
 PWR = "VGND VGND VPWR VPWR"          # VGND VNB VPB VPWR
 
 
@@ -121,6 +123,7 @@ def sequencer_subckt(spec: ChipSpec, t_clk: float, load_cycles: int = 1, hold_cy
     ports = (["clk", "start", "resetb", "dir", "ld", "smp"] + [f"en_{k}" for k in range(d)]
              + [f"rst_{j}" for j in range(1, n + 1)] + ["VPWR", "VGND"])
     net = _Net()
+    por = net.cell("inv_1", ["resetb"], "por")          # power-on reset: high while resetb is low
     q = [f"q{i}" for i in range(pl.n_flops)]
     for i in range(pl.n_flops):
         # dfrtp pins: CLK D RESET_B VGND VNB VPB VPWR Q
@@ -137,11 +140,11 @@ def sequencer_subckt(spec: ChipSpec, t_clk: float, load_cycles: int = 1, hold_cy
     for j in range(1, n + 1):
         f, r = pick(f"rst_{j}_forward"), pick(f"rst_{j}_reverse")
         if f == r:
-            net.or_tree(f, f"rst_{j}")
+            net.or_tree(f + [por], f"rst_{j}")
         else:
             a = net.or_tree(f, f"rf{j}")
             b = net.or_tree(r, f"rr{j}")
-            net.cell("mux2_1", [a, b, "dir"], f"rst_{j}")
+            net.cell("or2_1", [net.cell("mux2_1", [a, b, "dir"], f"rm{j}"), por], f"rst_{j}")
     text = "\n".join([f".subckt kchip_seq {' '.join(ports)}",
                       f"* token-chain sequencer: {pl.n_flops} flops; load {pl.load_cycles}, periods "
                       f"{[pl.cycles[p.index] for p in spec.periods]}, hold {pl.hold_cycles} clock cycles of "
@@ -190,3 +193,23 @@ def expected_levels(spec: ChipSpec, pl: SeqPlan, direction: str) -> Dict[str, Li
     for j in range(1, spec.num_nodes + 1):
         out[f"rst_{j}"] = pl.slots[f"rst_{j}_{direction}"]
     return {k: [1 if i in v else 0 for i in range(pl.n_flops)] for k, v in out.items()}
+
+
+def chip_top(spec: ChipSpec, core_ports: Sequence[str], t_clk: float) -> Tuple[str, Dict]:
+    """`.subckt kchip_chip vdd iref vcm clk start resetb dir in_.. out_.. ld smp en_.. rst_..`: the transistor-level
+    core driven by the standard-cell sequencer (`sequencer_subckt`). The control nets are also pins (outputs,
+    for observation only); the core's `dirp` pin (unused at transistor level) is tied to `dir`.
+    Returns (text incl. the kchip_seq subcircuit, timing dict for the testbench / header)."""
+    seq, pl = sequencer_subckt(spec, t_clk)
+    d, n = len(spec.periods), spec.num_nodes
+    ctrl = ["ld", "smp"] + [f"en_{k}" for k in range(d)] + [f"rst_{j}" for j in range(1, n + 1)]
+    io = [f"in_{j}" for j in range(1, n + 1)] + [f"out_{j}" for j in range(1, n + 1)]
+    ports = ["vdd", "iref", "vcm", "clk", "start", "resetb", "dir"] + io + ctrl
+    core = ["dir" if p == "dirp" else p for p in core_ports]
+    text = "\n".join([seq, f".subckt kchip_chip {' '.join(ports)}",
+                      "* the chip: core (cells, bias, capacitors, switches) + sequencer (sky130_fd_sc_hd)",
+                      f"Xseq clk start resetb dir {' '.join(ctrl)} vdd 0 kchip_seq",
+                      f"Xcore {' '.join(core)} kchip_core", ".ends kchip_chip"])
+    timing = {"t_clk": t_clk, "n_flops": pl.n_flops, "load_cycles": pl.load_cycles, "hold_cycles": pl.hold_cycles,
+              "cycles": {str(k): v for k, v in pl.cycles.items()}}
+    return text, {"ports": ports, "timing": timing}

@@ -1,5 +1,5 @@
 """Transistor-level chip netlist (sky130): the cells of `kchip.cells`, the bias generator, MIM node capacitors and
-nfet switches, from the ChipSpec and the measured code tables of the cell at one corner.
+CMOS transmission-gate switches, from the ChipSpec and the measured code tables of the cell at one corner.
 
 Each edge's realized SW parameters (ChipSpec) become the cell's own codes: for the Eq. 10 law
 relu(theta1 (vs - vd) + theta0) the relu_diff cell realizes relu(G[c] dv + (c/15) B[o]) (hardware units,
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -33,6 +33,9 @@ SUPPORTED_LAWS = {"relu_diff": "relu_diff"}      # law -> transistor cell kind
 # s pin 35 fF, d pin 16 fF (docs/netlist.md, build/exp)
 PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 16e-15}}
 LOGIC_HIGH = 1.8
+# bias generator copies per instantiated cell (`kchip.cells.library.bias_gen` mult): the shared lines carry
+# ~15 pF of gates per relu_diff cell; measured on a 5-cell chip whose cells switch on (docs/netlist.md)
+BIAS_PER_CELL = 16
 
 
 def cell_table_path(cell: str, corner: str) -> Path:
@@ -121,8 +124,11 @@ def core_ports(spec: ChipSpec) -> List[str]:
 
 
 def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Optional[CodeTable] = None,
-                       span: float = 0.3) -> Tuple[str, Dict]:
-    """(core text, realization report). The text holds the model include, the cells and `kchip_core`."""
+                       span: float = 0.3, stdcells: Sequence[str] = (), bias_per_cell: int = BIAS_PER_CELL
+                       ) -> Tuple[str, Dict]:
+    """(core text, realization report). The text holds the model include, the cells and `kchip_core`;
+    with `stdcells` (sky130_fd_sc_hd cell names) also their SPICE, and then the full model library (the
+    standard cells use devices that the trimmed include leaves out)."""
     from kchip.cells import library as L
     from kchip.cells.relu import relu_diff_subckt
     from kchip.pdk import load_pdk
@@ -132,13 +138,17 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     model = ReluCellModel.from_table(table)
     rep = realize(spec, model, dv_range=2 * span)
     i_unit = float(table.meta.get("summary", {}).get("i_unit_A", 1e-6 / 15))
-    rep.update(corner=corner, i_ref_A=i_unit, cell_table=str(cell_table_path("relu_diff", corner)))
+    n_cells = sum(1 for e in rep["edges"] if e["code"])
+    k_bias = max(1, bias_per_cell * n_cells)      # bias generator drive scales with the cells on its lines
+    rep.update(corner=corner, i_ref_A=k_bias * i_unit, bias_mult=k_bias,
+               cell_table=str(cell_table_path("relu_diff", corner)))
     cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
     from kchip.cells.characterize import cell_bias
-    bias = cell_bias(pdk, "relu_diff")                # the generator the tables were measured with
+    bias = cell_bias(pdk, "relu_diff", mult=k_bias)   # the generator the tables were measured with, K-fold
     # load/reset switches sized for the node capacitor: R_on (~10 kOhm um at V_GS - V_th ~ 0.6 V) x C stays
     # below 1 % of the load phase (0.05 T)
-    sw = L.switch(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
+    sw = L.tgate(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
+    inv = L.inverter(pdk)
     n_s: Dict[int, int] = {}
     n_d: Dict[int, int] = {}
     for e in rep["edges"]:
@@ -150,6 +160,9 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
              f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
              f"V_u={rep['v_u']:.6g} V, I_u={rep['i_u']:.6g} A, C={rep['c_f']:.6g} F, tau={rep['tau_s']:.6g} s",
              "XBIAS iref vbn vcp vcn vdd 0 kc_bias",
+             "* complements of the switch controls (transmission gates)",
+             f"XIld ld ldb vdd 0 {inv.name}", *[f"XIrst{n.index} rst_{n.index} rstb_{n.index} vdd 0 {inv.name}"
+                                               for n in spec.nodes],
              "* node capacitors (MIM, minus the cells' pin capacitance), load and reset switches, output S/H"]
     caps = {}
     for n in spec.nodes:
@@ -162,7 +175,7 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
         caps[j] = c_mim
         cap = L.node_cap(pdk, c_mim, name=f"kc_cap_n{j}")
         lines += [cap.text, f"XC{j} n{j} 0 {cap.name}",
-                  f"XSL{j} n{j} in_{j} ld 0 {sw.name}", f"XSR{j} n{j} vcm rst_{j} 0 {sw.name}",
+                  f"XSL{j} n{j} in_{j} ld ldb vdd 0 {sw.name}", f"XSR{j} n{j} vcm rst_{j} rstb_{j} vdd 0 {sw.name}",
                   f"E_buf{j} buf{j} 0 n{j} 0 1", f"S_sample{j} buf{j} out_{j} smp 0 sw_ideal",
                   f"C_hold{j} out_{j} 0 100f"]
     rep["node_cap_mim_f"] = caps
@@ -182,8 +195,9 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
                      + " ".join(skipped))
     lines.append(".ends kchip_core")
     rep["instantiated"] = len(rep["edges"]) - len(skipped)
-    body = "\n".join([pdk.model_include(corner), f".temp {pdk.temperature_c}",
-                      "* ---- cells ----", bias.text, sw.text, cells[1].text, cells[-1].text,
+    includes = [pdk.model_include(corner, trimmed=not stdcells)] + [f".include {pdk.stdcell_spice(c)}" for c in stdcells]
+    body = "\n".join([*includes, f".temp {pdk.temperature_c}",
+                      "* ---- cells ----", bias.text, sw.text, inv.text, cells[1].text, cells[-1].text,
                       ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
                       "* ---- the chip ----", *lines]) + "\n"
     return body, rep
@@ -200,6 +214,7 @@ def cell_level_spec(spec: ChipSpec, rep: Dict) -> ChipSpec:
 
 
 def _switch_width(c_f: float, t_load: float, r_on_um: float = 1.0e4) -> float:
-    """nfet switch width [um] so that R_on C <= t_load / 8 (r_on_um: on-resistance x width, ohm um, at the
-    worst input level; ~10 kOhm um for sky130 nfet_01v8 at V_GS = 0.6 V)."""
+    """Transmission-gate nfet width [um] (the pfet is 2x) so that R_on C <= t_load / 8 (r_on_um: on-resistance
+    x width, ohm um, at the worst input level; ~10 kOhm um for sky130 nfet_01v8 at V_GS = 0.6 V, the pfet
+    taking over above V_cm)."""
     return float(min(50.0, max(1.0, round(8 * r_on_um * c_f / t_load, 1))))

@@ -45,7 +45,7 @@ def _run(args) -> int:
         print(f"note: --corner {args.corner} has no effect on an ideal-level deck (ChipSpec corner {spec.corner})")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    waves = wave_names(spec) if args.waves else ()
+    waves = wave_names(spec, head) if args.waves else ()
     t0 = time.perf_counter()
     y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
                        waves=waves)
@@ -67,7 +67,7 @@ def _run(args) -> int:
               f"(full scale {c['full_scale']:.3g} SW)")
     if args.waves:
         png = plot_waves(spec, info, args.direction, min(args.waves, args.chunk, len(x)),
-                         out / f"waves_{args.direction}.png")
+                         out / f"waves_{args.direction}.png", head)
         print(f"wrote {png}")
     print(f"wrote {out}/outputs_{args.direction}.npy and compare_{args.direction}.json ({wall:.1f} s)")
     return 0

@@ -73,6 +73,8 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
         raise ValueError(f"direction: {direction!r} is not supported by this {head['level']}-level deck "
                          f"(supported: {', '.join(head['directions'])})")
     options = head.get("options", DEFAULT_OPTIONS) if options is None else options
+    if head.get("control") == "sequencer":
+        return _testbench_sequencer(head, deck_path, spec, x, direction, waves, options, steps_per_period)
     hi = float(head.get("logic_high", LOGIC_HIGH))
     sch: Schedule = build_schedule(spec, direction, x.shape[1])
     s = spec.scaling
@@ -91,12 +93,7 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
         for j, ws in sch.resets.items():
             wins[f"rst_{j}"] += [(t0 + a, t0 + b) for a, b in ws]
     lines = [f"* kchip testbench: {n_in} inferences, {direction}", f".include {deck_path.resolve()}", options,
-             f"Vvcm vcm 0 {s.v_cm:.9g}", f"Vdir dirp 0 {1.0 if direction == 'forward' else -1.0}"]
-    sup = head.get("supplies", {})
-    if "vdd" in sup:
-        lines.append(f"Vvdd vdd 0 {sup['vdd']:.9g}")
-    if "iref" in sup:
-        lines.append(f"Iref vdd iref {sup['iref']:.9e}")
+             *_supplies(head, spec), f"Vdir dirp 0 {1.0 if direction == 'forward' else -1.0}"]
     for name, ws in wins.items():
         lines.append(f"V{name} {name} 0 {_pwl(_pulses(ws, t_rise, hi))}")
     for j in range(1, spec.num_nodes + 1):
@@ -120,6 +117,59 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     lines.append(".end")
     reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
     return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"))
+
+
+def _supplies(head: Dict, spec: ChipSpec) -> List[str]:
+    sup = head.get("supplies", {})
+    out = [f"Vvcm vcm 0 {spec.scaling.v_cm:.9g}"]
+    if "vdd" in sup:
+        out.append(f"Vvdd vdd 0 {sup['vdd']:.9g}")
+    if "iref" in sup:
+        out.append(f"Iref vdd iref {sup['iref']:.9e}")
+    return out
+
+
+def _testbench_sequencer(head: Dict, deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str,
+                         waves: Sequence[str], options: str, steps_per_period: int) -> Testbench:
+    """Testbench of a deck whose control is its own standard-cell sequencer (`kchip_chip`): only a clock, a
+    power-on reset, one start pulse per inference (one clock wide, around the edge that loads the token) and
+    the input drivers, which change in the idle clock cycle between inferences. Inference i's token enters
+    flop 0 at the rising edge t0_i = 2 t_clk + i (n_flops + 1) t_clk; slot k of its plan spans
+    [t0_i + k t_clk, t0_i + (k + 1) t_clk); the outputs are read at the end of the hold slot."""
+    tim = head["sequencer"]
+    t_clk, n_fl = float(tim["t_clk"]), int(tim["n_flops"])
+    hi = float(head.get("logic_high", LOGIC_HIGH))
+    outs = build_schedule(spec, direction, x.shape[1]).outputs      # (validates the input width)
+    n_in, tr = x.shape[0], t_clk / 100
+    per_inf = (n_fl + 1) * t_clk
+    t0 = [2 * t_clk + i * per_inf for i in range(n_in)]
+    start = [(0.0, 0.0)]
+    for t in t0:
+        start += [(t - t_clk / 2, 0.0), (t - t_clk / 2 + tr, hi), (t + t_clk / 2, hi), (t + t_clk / 2 + tr, 0.0)]
+    lines = [f"* kchip testbench (sequencer control): {n_in} inferences, {direction}",
+             f".include {deck_path.resolve()}", options, *_supplies(head, spec),
+             f"Vclk clk 0 PULSE(0 {hi} {t_clk - tr / 2:.9e} {tr:.6e} {tr:.6e} {t_clk / 2 - tr:.9e} {t_clk:.9e})",
+             f"Vstart start 0 {_pwl(start)}",
+             f"Vrstb resetb 0 PWL(0 0 {t_clk / 2:.9e} 0 {t_clk / 2 + tr:.9e} {hi})",
+             f"Vdirl dir 0 {hi if direction == 'reverse' else 0}"]
+    for j in range(1, spec.num_nodes + 1):
+        col = j - 1
+        if col < x.shape[1]:
+            pts = []
+            for i in range(n_in):       # valid from the idle cycle before the load slot to the end of it
+                v = spec.scaling.v_cm + spec.scaling.v_u * float(x[i, col])
+                pts += [((t0[i] - 0.75 * t_clk) if i else 0.0, v), (t0[i] + 1.25 * t_clk, v)]
+            lines.append(f"Vin_{j} in_{j} 0 {_pwl(pts)}")
+        else:
+            lines.append(f"Vin_{j} in_{j} 0 {spec.scaling.v_cm:.9g}")
+    lines.append(f"Xchip {' '.join(head['ports'])} {head.get('top', 'kchip_chip')}")
+    t_stop = t0[-1] + n_fl * t_clk + t_clk / 2
+    tmax = min(spec.scaling.period_s[p.index] for p in spec.periods) / steps_per_period
+    lines.append(f".tran {tmax / 10:.6e} {t_stop:.9e} 0 {tmax:.6e}")
+    lines.append(".save " + " ".join([f"v(out_{j})" for j in outs] + list(waves)))
+    lines.append(".end")
+    reads = np.array([t + n_fl * t_clk - t_clk / 10 for t in t0])
+    return Testbench("\n".join(lines) + "\n", reads, outs, t_stop, head.get("level", "transistor"))
 
 
 def _run_chunk(args) -> Dict:
