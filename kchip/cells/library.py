@@ -74,9 +74,9 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
     of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails.
     vk (ReLU rectifier clamp gate): a unit pfet copy of iref through two stacked nfet diodes, m_kf units
     w_k/l_k (replica of the cell's clamp follower) on m_kr units w_kr/l_kr (replica of the rectifier diode
-    units). In the cell the follower (1 unit w_k/l_k, source at X) and the rectifier (2^bits - 1 units) close
-    the same translinear loop, so at zero net current both carry I_q ~ iref sqrt(15 / (m_kf m_kr))
-    (weak inversion, same body effect)."""
+    units). In the cell the follower (1 unit w_k/l_k, source at X) and the rectifier (15 units 1/2) close the
+    same translinear loop, so at zero net current both carry I_q ~ iref sqrt(S_F S_R / (S_Fr S_Rr)) with S = W/L
+    of each side (weak inversion, same body effect): iref sqrt(4 * 7.5 / (64 * 32)) ~ 0.12 iref ~ 8 nA."""
     f = lambda *a: _fet(pdk, *a)
     lines = [f".subckt {name} iref vbn vcp vcn vk vdd vss",
              f("nfet", "MREF", "iref", "iref", "vss", "vss", w_u, l_u),

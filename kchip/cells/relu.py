@@ -8,7 +8,10 @@
     ((ocode - 2^(obits-1)) I_ub, pfet source legs against a fixed nfet sink);
   - X drives a diode-connected nfet (the rectifier: it only conducts the positive part), built of
     2^bits - 1 unit devices; binary-weighted copies (magnitude code bits, each leg also behind an enable
-    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d.
+    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d;
+  - while the net current is negative an nfet follower (gate vk from kc_bias, en-gated) holds X just below
+    conduction instead of letting it fall to 0 V, and a keep-alive unit current (cancelled at d) keeps the
+    y -> d mirror on: no dead time at a knee crossing (the residual lag: kchip.cells.relu_transient).
 """
 from __future__ import annotations
 
@@ -69,7 +72,7 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
               f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
     if p.get("clamp"):
         # the follower sources the negative net current into X, so X stays where NR carries I_q^2 / |I_net|
-        # (I_q ~ 1 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
+        # (I_q ~ 8 nA ~ 0.3 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
         # Behind an enable switch: en = 0 -> no current into X, X falls, the legs are off.
         lines += ["* clamp: nfet follower from vdd (gate vk) holds X just below conduction; gated by en",
                   f("nfet", "SK", "kd", "en", "vdd", "vss", p["w_sw"], p["l_sw"]),

@@ -10,6 +10,9 @@ Figures (all in % FS, measured at the d ammeter, i.e. what the cell delivers int
   dev_after_knee_pct     max |i_tran - i_dc(Δv(t))| for t >= t_knee (rising) - includes the turn-on
   dev_after_100ns_pct    the same for t >= t_knee + 100 ns  (acceptance target: <= 2 %)
   delay_2pct_s           time after the knee from which |i_tran - i_dc| stays <= 2 % FS
+  t_on_2pct_s            (rising) time after the knee at which the output first reaches 2 % FS
+                         (t_on_2pct_ref_s: the same for the DC curve)
+  lag_late_pct           (rising) max deviation over the last quarter of the ramp (the cell's steady lag)
   on_dev_pct             (falling ramp) max deviation while the DC curve conducts (turn-off lag before the knee)
   off_residual_pct       (falling ramp) max |i_tran| for t >= t_knee + 100 ns (the output must go to 0)
 """
@@ -88,6 +91,13 @@ def knee_transient(corner: str = "tt", pdk: Optional[Pdk] = None, t_ramp: float 
              "dev_after_100ns_pct": float(100 * np.max(np.abs(err[late]))), "delay_2pct_s": delay,
              "dev_before_knee_pct": float(100 * np.max(np.abs(err[(t >= t0) & ~after]))) if np.any((t >= t0) & ~after) else 0.0,
              "pre_level_pct": float(100 * np.max(np.abs(i_tr[t < t0])) / fs)}
+        if tag == "rise":      # turn-on: first time after the knee the output reaches 2 % FS (and the DC curve)
+            on = np.flatnonzero(after & (i_tr >= 0.02 * fs))
+            on_ref = np.flatnonzero(after & (ref >= 0.02 * fs))
+            d["t_on_2pct_s"] = float(t[on[0]] - t_k) if len(on) else float("nan")
+            d["t_on_2pct_ref_s"] = float(t[on_ref[0]] - t_k) if len(on_ref) else float("nan")
+            late_on = t >= t1 - 0.25 * t_ramp       # last quarter of the ramp: steady lag of the cell
+            d["lag_late_pct"] = float(100 * np.max(np.abs(err[late_on & (t <= t1)])))
         if tag == "fall":
             d["on_dev_pct"] = d["dev_before_knee_pct"]
             d["off_residual_pct"] = float(100 * np.max(np.abs(i_tr[late])) / fs)
@@ -108,6 +118,8 @@ def summary(o: dict) -> dict:
     return dict(corner=o["corner"], i_fs_nA=round(o["i_fs_A"] * 1e9, 1), knee_mV=round(o["dv_knee_V"] * 1e3, 1),
                 rise_dev_after_knee=round(r["dev_after_knee_pct"], 2), rise_dev_after_100ns=round(r["dev_after_100ns_pct"], 2),
                 rise_delay_ns=round(r["delay_2pct_s"] * 1e9, 1), rise_pre=round(r["pre_level_pct"], 3),
+                rise_t_on_ns=round(r["t_on_2pct_s"] * 1e9, 1), rise_t_on_ref_ns=round(r["t_on_2pct_ref_s"] * 1e9, 1),
+                rise_lag_late=round(r["lag_late_pct"], 2),
                 fall_on_dev=round(f["on_dev_pct"], 2), fall_dev_after_100ns=round(f["dev_after_100ns_pct"], 2),
                 fall_delay_ns=round(f["delay_2pct_s"] * 1e9, 1), wall_s=round(o["wall_s"], 1))
 
