@@ -34,3 +34,25 @@ def test_one_node_transient_matches_ode(code, mode):
     o = one_node_transient("tanh_diff", code=code, mode=mode)
     assert o["max_err_pct_swing_table_cnode"] <= 2.0
     assert o["max_err_pct_swing_table_cpass"] <= 2.0
+
+
+def test_relu_knee_crossing_transient():
+    """relu_diff at full code, pre-activation ramped -30 % -> +100 % FS in 2 us (and back), vs its own DC curve.
+    The clamp (X held just below conduction) and the y keep-alive remove the dead time of the old cell (56 % FS
+    deviation after the knee, output 0 until ~0.8 us); the cell still lags the ramp by ~0.1 us (mirror and
+    cascode nodes in weak inversion), so the project target (<= 2 % FS from 100 ns after the knee) is NOT met:
+    these bounds guard the measured state (docs/cells.md)."""
+    from kchip.cells.relu_transient import knee_transient
+    o = knee_transient("tt")
+    assert o["rise"]["pre_level_pct"] <= 0.5          # enabled, negative pre-activation: output <= 0.5 % FS
+    assert o["rise"]["dev_after_100ns_pct"] <= 40.0   # old cell: 56 %
+    assert o["fall"]["dev_after_100ns_pct"] <= 15.0
+    assert o["fall"]["off_residual_pct"] <= 15.0
+
+
+def test_relu_pin_capacitance_matches_netlister():
+    from kchip.cells.relu_transient import pin_caps
+    from kchip.netlist.transistor import PIN_CAP_F
+    c = pin_caps("tt")
+    for pin in ("s", "d"):
+        assert c[pin] == pytest.approx(PIN_CAP_F["relu_diff"][pin], rel=0.15)

@@ -65,7 +65,8 @@ def _inst(kind: CellKind, sub: L.Subckt, tag: str, code: int, ocode: int = 0, en
           s: str = "s", d: str = "d") -> List[str]:
     """Instance `tag` with its own ammeters: i(vmd<tag>) = current into d, i(vms<tag>) = current out of s,
     i(vdd<tag>) = supply current."""
-    pins = [f"s{tag}", f"d{tag}", en, *_bits(code, kind.bits), *_bits(ocode, kind.obits), "vbn", "vcp", "vcn", f"vdd{tag}", "0"]
+    pins = [f"s{tag}", f"d{tag}", en, *_bits(code, kind.bits), *_bits(ocode, kind.obits), *L.bias_pins(kind.obits),
+            f"vdd{tag}", "0"]
     return [f"Vmd{tag} d{tag} {d} 0", f"Vms{tag} {s} s{tag} 0", f"Vdd{tag} vdd vdd{tag} 0",
             f"X{tag} {' '.join(pins)} {sub.name}"]
 
@@ -84,7 +85,7 @@ def _header(pdk: Pdk, kind: CellKind, corner: str, sub: L.Subckt, title: str) ->
     return [f"* kchip characterization: {kind.name} {corner} {title}", pdk.model_include(corner),
             f".temp {pdk.temperature_c}", ".options gmin=1e-15 reltol=1e-3 abstol=1e-14",
             b.text, sub.text, f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}",
-            "XB iref vbn vcp vcn vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}"]
+            "XB iref vbn vcp vcn vk vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}"]
 
 
 def dc_deck(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], ocodes: Sequence[int] = (0,),

@@ -3,12 +3,12 @@
 Every generator takes a `Pdk` (device names come from pdk.yaml, never hard-coded) and keyword design
 parameters, and returns a `Subckt` (name, pins, text). Pin conventions:
 
-  edge cells   s d en b0 .. b{n-1} [o0 .. o{m-1}] vbn vcp vcn vdd vss
+  edge cells   s d en b0 .. b{n-1} [o0 .. o{m-1}] vbn vcp vcn [vk] vdd vss   (vk: ReLU cells only)
                sink I from node s, source the same I into node d (ARCHITECTURE §3);
                en = 1 (vdd) enables; en = 0: zero current into s / d (tanh_diff steers its outputs into
                the rails by default, relu_diff gates its tails/bias).
                b* = magnitude code bits (LSB first), o* = offset code bits (ReLU only).
-  bias_gen     iref vbn vcp vcn vdd vss : unit diode (vbn) + cascode bias lines vcp, vcn
+  bias_gen     iref vbn vcp vcn vk vdd vss : unit diode (vbn) + cascode bias lines vcp, vcn + ReLU clamp gate vk
   node_cap     n vss                  : sky130 MIM capacitor (cap_mim_m3_1) from node to vss
   switch       a b g vss              : nfet pass switch (reset to V_cm / input load), on when g = vdd
 
@@ -56,23 +56,34 @@ def _fet(pdk: Pdk, kind: str, name: str, d: str, g: str, s: str, b: str, w: floa
 
 def edge_pins(bits: int, obits: int = 0) -> List[str]:
     return ["s", "d", "en"] + [f"b{k}" for k in range(bits)] + [f"o{k}" for k in range(obits)] + \
-           ["vbn", "vcp", "vcn", "vdd", "vss"]
+           bias_pins(obits) + ["vdd", "vss"]
+
+
+def bias_pins(obits: int = 0) -> List[str]:
+    """Bias lines an edge cell takes from kc_bias: ReLU cells (obits > 0) also take the clamp gate vk."""
+    return ["vbn", "vcp", "vcn"] + (["vk"] if obits else [])
 
 
 def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias",
              w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0,
-             c_dec: float = 2e-12, mult: int = 1) -> Subckt:
+             c_dec: float = 2e-12, w_k: float = 4.0, l_k: float = 1.0, m_kf: int = 16, w_kr: float = 1.0,
+             l_kr: float = 2.0, m_kr: int = 64, mult: int = 1) -> Subckt:
     """Bias generator shared by the cells. The reference (unit) current iref flows into a diode-connected
     unit nfet whose gate is the bias line vbn (every DAC leg copies it). Two more unit copies bias the
     cascode lines: vcn = V_GS of a long, narrow diode nfet at 4 I_unit (~0.7 V) and vcp = vdd - V_SG
     of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails.
+    vk (ReLU rectifier clamp gate): a unit pfet copy of iref through two stacked nfet diodes, m_kf units
+    w_k/l_k (replica of the cell's clamp follower) on m_kr units w_kr/l_kr (replica of the rectifier diode
+    units). In the cell the follower (1 unit w_k/l_k, source at X) and the rectifier (15 units 1/2) close the
+    same translinear loop, so at zero net current both carry I_q ~ iref sqrt(S_F S_R / (S_Fr S_Rr)) with S = W/L
+    of each side (weak inversion, same body effect): iref sqrt(4 * 7.5 / (64 * 32)) ~ 0.12 iref ~ 8 nA.
 
     mult = K builds every device of the generator from K parallel copies (iref must then carry K I_unit): the
     line voltages stay the same (same current densities) and the lines' drive (g_m) grows K-fold. A chip needs
     this: its bias lines carry the gates of every cell (~15 pF per relu_diff cell), and a unit-current diode
     (g_m ~ 2 uS) would take tens of microseconds to recover from the kick of cells switching on."""
     f = lambda *a: _fet(pdk, *a, m=mult)
-    lines = [f".subckt {name} iref vbn vcp vcn vdd vss",
+    lines = [f".subckt {name} iref vbn vcp vcn vk vdd vss",
              f("nfet", "MREF", "iref", "iref", "vss", "vss", w_u, l_u),
              "Rtie iref vbn 1",
              "* vcp: unit copy sinks I from a long pfet diode",
@@ -83,14 +94,18 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
              f("pfet_lvt", "MCN2", "pm", "pm", "vdd", "vdd", 2.0, 2.0),
              f("pfet_lvt", "MCN3", "vcn", "pm", "vdd", "vdd", 8.0, 2.0),
              f("nfet", "MCN", "vcn", "vcn", "vss", "vss", w_cn, l_cn),
+             "* vk: unit pfet copy (iref) into the clamp-follower replica on the rectifier replica",
+             f("pfet_lvt", "MK3", "vk", "pm", "vdd", "vdd", 2.0, 2.0),
+             _fet(pdk, "nfet", "MKF", "vk", "vk", "kr", "vss", w_k, l_k, m=m_kf * mult),
+             _fet(pdk, "nfet", "MKR", "kr", "kr", "vss", "vss", w_kr, l_kr, m=m_kr * mult),
              "* decoupling of the shared bias lines (MIM), so that cells switching on do not kick them"]
     if c_dec > 0:
         cap = pdk.device("mimcap")
         side = (c_dec / float(cap["c_area_f_per_um2"])) ** 0.5 - float(cap.get("dw_um", 0))
-        for net, rail in (("vbn", "vss"), ("vcn", "vss"), ("vcp", "vdd")):
+        for net, rail in (("vbn", "vss"), ("vcn", "vss"), ("vcp", "vdd"), ("vk", "vss")):
             lines.append(f"XD{net} {net} {rail} {cap['name']} w={side:.3f} l={side:.3f}")
     lines += [f".ends {name}"]
-    return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vdd", "vss"], "\n".join(lines),
+    return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vk", "vdd", "vss"], "\n".join(lines),
                   dict(w_u=w_u, l_u=l_u, c_dec=c_dec, mult=mult))
 
 

@@ -8,7 +8,10 @@
     ((ocode - 2^(obits-1)) I_ub, pfet source legs against a fixed nfet sink);
   - X drives a diode-connected nfet (the rectifier: it only conducts the positive part), built of
     2^bits - 1 unit devices; binary-weighted copies (magnitude code bits, each leg also behind an enable
-    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d.
+    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d;
+  - while the net current is negative an nfet follower (gate vk from kc_bias, en-gated) holds X just below
+    conduction instead of letting it fall to 0 V, and a keep-alive unit current (cancelled at d) keeps the
+    y -> d mirror on: no dead time at a knee crossing (the residual lag: kchip.cells.relu_transient).
 """
 from __future__ import annotations
 
@@ -19,9 +22,14 @@ from ..pdk import Pdk
 from . import library as L
 
 DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=16.0, l_in=1.0, pair_bulk="source", w_u=2.0, l_u=8.0,
-                tail_units=30, r_deg=530e3, w_r=0.35, w_p=8.0, l_p=6.0, w_n=16.0, l_n=6.0, w_sw=1.0, l_sw=0.15,
-                cascode=True, w_pc=8.0, l_pc=1.0, w_nc=16.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, w_oc=2.0,
-                ub_units=2, bias_cascode=True, w_dump=1.0)   # the characterized design (experiments: docs/cells.md)
+                tail_units=30, r_deg=530e3, w_r=0.35, w_p=16.0, l_p=6.0, w_n=16.0, l_n=6.0, w_sw=1.0, l_sw=0.15,
+                cascode=True, w_pc=24.0, l_pc=1.0, w_nc=16.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, w_oc=2.0,
+                ub_units=2, bias_cascode=True,
+                clamp=True, w_k=4.0, l_k=1.0, ky_units=1, w_py=8.0, l_py=6.0, w_dump=1.0)
+# the characterized design (experiments: docs/cells.md). clamp: nfet follower (w_k/l_k, gate vk from kc_bias)
+# holds X just below the rectifier's conduction while the net current is negative; ky_units: keep-alive
+# current (unit nfets from vbn) through the y -> d pfet mirror, cancelled at d by a matched sink;
+# w_py/l_py: that mirror's main devices (the pair-side pfet mirrors use w_p/l_p).
 
 
 def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
@@ -66,6 +74,13 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
               *mir("nfet", "NBS", "x", "nbx", "vss", False),
               "* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
               f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
+    if p.get("clamp"):
+        # the follower sources the negative net current into X, so X stays where NR carries I_q^2 / |I_net|
+        # (I_q ~ 8 nA ~ 0.3 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
+        # Behind an enable switch: en = 0 -> no current into X, X falls, the legs are off.
+        lines += ["* clamp: nfet follower from vdd (gate vk) holds X just below conduction; gated by en",
+                  f("nfet", "SK", "kd", "en", "vdd", "vss", p["w_sw"], p["l_sw"]),
+                  f("nfet", "MK", "kd", "vk", "x", "vss", p["w_k"], p["l_k"])]
     # output legs (cascoded): sink code/(2^bits-1) of the rectified current from s, and from y (-> pfet
     # mirror -> d). No enable switch needed here: en = 0 removes every current into X, so X falls and the
     # legs are off (leakage measured in the characterization).
@@ -75,8 +90,22 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
             lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_oc"], p["l_nc"], m=2 ** k))
             lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
             lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** k))
-    lines += ["* pfet mirror y -> d", *mir("pfet", "PY", "y", "y", "vdd", True),
-              *mir("pfet", "PYD", "d", "y", "vdd", False), f".ends {name}"]
+    py = dict(p, w_p=p.get("w_py", p["w_p"]), l_p=p.get("l_py", p["l_p"]))
+    miry = lambda *a: L._mirror(pdk, py, *a)
+    lines += ["* pfet mirror y -> d", *miry("pfet", "PY", "y", "y", "vdd", True),
+              *miry("pfet", "PYD", "d", "y", "vdd", False)]
+    ky = int(p.get("ky_units") or 0)
+    if ky:
+        # keep-alive: ky unit currents always flow through PY (y never floats up to vdd when the rectified
+        # current is zero: no dead time there either); PYD copies them into d, where a matched sink removes them
+        lines += ["* keep-alive of the y mirror (ky units from vbn, cascoded, gated by en), cancelled at d",
+                  f("nfet", "KYC", "y", "vcn", "kyq", "vss", p["w_oc"], p["l_nc"], m=ky),
+                  f("nfet", "KYS", "kyq", "en", "kyu", "vss", p["w_sw"], p["l_sw"], m=ky),
+                  f("nfet", "KYU", "kyu", "vbn", "vss", "vss", wu, lu, m=ky),
+                  f("nfet", "KDC", "d", "vcn", "kdq", "vss", p["w_oc"], p["l_nc"], m=ky),
+                  f("nfet", "KDS", "kdq", "en", "kdu", "vss", p["w_sw"], p["l_sw"], m=ky),
+                  f("nfet", "KDU", "kdu", "vbn", "vss", "vss", wu, lu, m=ky)]
+    lines += [f".ends {name}"]
     return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
 
 

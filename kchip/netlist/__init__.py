@@ -20,6 +20,10 @@ from .schedule import build_schedule
 
 LEVELS = ("ideal", "transistor")
 CONTROLS = ("sequencer", "ideal")     # transistor level: standard-cell sequencer in the deck, or testbench sources
+# transistor-level ngspice options. gmin 1e-12 S (ngspice's default; 1 pA per volt on a node, < 0.01 % of a
+# cell's unit current): with 1e-15 the operating point of a sequencer-controlled chip (every cell disabled,
+# their internal nodes nearly floating) failed gmin and source stepping (3-node relu chip, tt)
+TRANSISTOR_OPTIONS = ".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-12"
 HEADER_TAG = "* kchip-netlist "
 
 
@@ -55,7 +59,7 @@ def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", repo
             meta.update(top="kchip_chip", ports=info["ports"], sequencer=info["timing"])
         meta.update(corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],
                     supplies={"vdd": 1.8, "iref": rep["i_ref_A"]}, i_u=rep["i_u"], c_f=rep["c_f"],
-                    options=".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-15")
+                    options=TRANSISTOR_OPTIONS)
         if report is not None:
             report.update(rep)
     else:

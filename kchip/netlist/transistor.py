@@ -29,9 +29,10 @@ from kchip.quantize.chipspec import ChipSpec
 from kchip.cells.tables import CodeTable
 
 SUPPORTED_LAWS = {"relu_diff": "relu_diff"}      # law -> transistor cell kind
-# measured passive pin capacitance of a relu_diff cell at V_cm (tt, .ac at 1 kHz, cell disabled):
-# s pin 35 fF, d pin 16 fF (docs/netlist.md, build/exp)
-PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 16e-15}}
+# measured passive pin capacitance of a relu_diff cell at V_cm (tt, .ac at 1 kHz, cell disabled,
+# `kchip.cells.relu_transient.pin_caps`): s pin 35 fF, d pin 28 fF (was 16 fF, 25 fF re-measured, before the
+# keep-alive sink and the wider pfet cascodes at d)
+PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 28e-15}}
 LOGIC_HIGH = 1.8
 # bias generator copies per instantiated cell (`kchip.cells.library.bias_gen` mult): the shared lines carry
 # ~15 pF of gates per relu_diff cell; measured on a 5-cell chip whose cells switch on (docs/netlist.md)
@@ -159,7 +160,7 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     lines = [f".subckt kchip_core {' '.join(core_ports(spec))}",
              f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
              f"V_u={rep['v_u']:.6g} V, I_u={rep['i_u']:.6g} A, C={rep['c_f']:.6g} F, tau={rep['tau_s']:.6g} s",
-             "XBIAS iref vbn vcp vcn vdd 0 kc_bias",
+             "XBIAS iref vbn vcp vcn vk vdd 0 kc_bias",
              "* complements of the switch controls (transmission gates)",
              f"XIld ld ldb vdd 0 {inv.name}", *[f"XIrst{n.index} rst_{n.index} rstb_{n.index} vdd 0 {inv.name}"
                                                for n in spec.nodes],
@@ -188,7 +189,7 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
         bits = ["vdd" if (e["code"] >> k) & 1 else "0" for k in range(model.bits)]
         obits = ["vdd" if (e["ocode"] >> k) & 1 else "0" for k in range(model.obits)]
         s_, d_ = ("vcm" if e["src"] == 0 else f"n{e['src']}"), ("vcm" if e["dst"] == 0 else f"n{e['dst']}")
-        lines.append(f"{tag} {s_} {d_} en_{e['period']} {' '.join(bits + obits)} vbn vcp vcn vdd 0 "
+        lines.append(f"{tag} {s_} {d_} en_{e['period']} {' '.join(bits + obits + L.bias_pins(model.obits))} vdd 0 "
                      f"{cells[e['sign']].name}")
     if skipped:
         lines.append(f"* {len(skipped)} edges realize code 0 (no current) and are not instantiated: "
