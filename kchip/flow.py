@@ -131,16 +131,28 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
             raise ValueError(f"flow.yaml: quantize.limits.{unknown[0]}: unknown limit")
         lim = replace(base, **{k: float(v) for k, v in cfg["limits"].items()})
     scaling = map_model(model, calib, pdk_limits=lim, target=target)
+    float_model, cell_aware = model, None
+    if cfg.get("cell_aware"):                  # fine-tune onto the transistor cell's code grid (relu_diff)
+        from .model import save_model
+        from .quantize.cellaware import flow_cell_aware
+        if data is None:
+            raise ValueError("flow.yaml: quantize.cell_aware needs a model stage with a dataset (its data split)")
+        model, cell_aware = flow_cell_aware(model, scaling.v_u, data, dict(cfg["cell_aware"]),
+                                            log=lambda m: print(m, flush=True))
+        save_model(model, out / "model_cellaware.pt")
+        cell_aware["model"] = str((out / "model_cellaware.pt").relative_to(ctx.root))
     bits = {"gm": int(cfg.get("bits_gm", 6)), "bias": int(cfg.get("bits_bias", 6))}
     q = quantize_model(model, scaling, bits=bits, strict=bool(cfg.get("strict", False)), name=ctx.name)
     q.spec.save(out / "chip.json")
     res = {"chipspec": str((out / "chip.json").relative_to(ctx.root)), "bits": bits,
            "v_u": scaling.v_u, "i_u": scaling.i_u, "c_f": scaling.c_f, "tau_s": scaling.tau_s,
            "clipped": q.report.get("clipped_total"), "warnings": scaling.report.get("warnings", [])}
+    if cell_aware:
+        res["cell_aware"] = cell_aware
     if data is not None:
         x, y = torch.tensor(data["x_test"]).double(), torch.tensor(data["y_test"]).double()
         with torch.no_grad():
-            res["test_mse_L0"] = float(((model.double()(x) - y) ** 2).mean())
+            res["test_mse_L0"] = float(((float_model.double()(x) - y) ** 2).mean())
             res["test_mse_L1"] = float(((q.model(x) - y) ** 2).mean())
     return res
 
@@ -178,12 +190,19 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
                        jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out)
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
+    float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
     with torch.no_grad():
         l1 = realized_model(spec)(torch.tensor(x), **tight).numpy()
-        l0 = load_model(ctx.root / ctx.results["model"]["model"]).double()(torch.tensor(x), **tight).numpy()
+        l0 = float_model(torch.tensor(x), **tight).numpy()
+        # full scale: the float model's output range over the whole test set (a handful of simulated inputs
+        # spans only part of it); without a data set, the range on the simulated inputs
+        fs = None
+        if data is not None:
+            y_all = float_model(torch.tensor(data["x_test"]).double()).numpy()
+            fs = float(np.max(y_all.max(0) - y_all.min(0)))
+    cmp = lambda a, b: {k: v for k, v in compare(a, b, fs).items() if k != "per_output"}
     res = {"inputs": n, "ngspice_s": sum(info["wall_s"]), "ngspice_wall_s": info.get("wall_total_s"),
-           "vs_L1": {k: v for k, v in compare(y, l1).items() if k != "per_output"},
-           "vs_L0": {k: v for k, v in compare(y, l0).items() if k != "per_output"}}
+           "full_scale": fs, "vs_L1": cmp(y, l1), "vs_L0": cmp(y, l0)}
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' measured code tables
         from .netlist.transistor import cell_level_spec
         rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
@@ -193,12 +212,19 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
             t0 = time.perf_counter()         # L2 speed at the model's own solver settings (what a user runs)
             l2_fast = l2_model(torch.tensor(x)).numpy()
             t_l2 = time.perf_counter() - t0
-        res["vs_L2"] = {k: v for k, v in compare(y, l2).items() if k != "per_output"}
-        res["L2_vs_L0"] = {k: v for k, v in compare(l2, l0).items() if k != "per_output"}
-        res["speed"] = {"L2_s": t_l2, "L2_default_vs_tight_max_abs": float(np.max(np.abs(l2_fast - l2))), "ngspice_cpu_s": sum(info["wall_s"]),
-                        "ratio_ngspice_cpu_over_L2": sum(info["wall_s"]) / max(t_l2, 1e-9),
+        res["vs_L2"] = cmp(y, l2)
+        ca = ctx.results["quantize"].get("cell_aware")
+        if ca:                                       # the cell-aware model: the float model the chip was built from
+            with torch.no_grad():
+                l0c = load_model(ctx.root / ca["model"]).double()(torch.tensor(x), **tight).numpy()
+            res["vs_L0_cellaware"] = cmp(y, l0c)
+        res["L2_vs_L0"] = cmp(l2, l0)
+        res["speed"] = {"L2_s": t_l2, "L2_default_vs_tight_max_abs": float(np.max(np.abs(l2_fast - l2))), "ngspice_wall_sum_s": sum(info["wall_s"]),
+                        "ratio_ngspice_wall_over_L2": sum(info["wall_s"]) / max(t_l2, 1e-9),
                         "ngspice_s_per_input": sum(info["wall_s"]) / n,
-                        "ngspice_s_per_input_per_edge": sum(info["wall_s"]) / n / max(rep["instantiated"], 1)}
+                        "ngspice_s_per_input_per_edge": sum(info["wall_s"]) / n / max(rep["instantiated"], 1),
+                        "ngspice_cpu_s_measured": sum(info.get("cpu_s", [])),
+                        "ratio_ngspice_cpu_measured_over_L2": sum(info.get("cpu_s", [])) / max(t_l2, 1e-9)}
         if y_true is not None:
             res["mse_L2"] = float(np.mean((l2 - y_true) ** 2))
     if y_true is not None:

@@ -40,6 +40,26 @@ def test_tanh_enable_steers_the_outputs():
     assert sorted(L.tanh_diff(p).pins) == sorted(old.pins) == sorted(L.edge_pins(4))
 
 
+def test_relu_enable_steers_the_outputs():
+    """Default relu_diff: the cell stays biased (tails, bias legs, clamp, keep-alive switches gated by vdd) and
+    en only steers the outputs: the s legs sink from s (ESO) or vdd (DSO); the y -> d mirror output reaches d
+    through EDO (gate enb) or vss (DDO); the keep-alive cancel sink sits before EDO. enable="bias" keeps the
+    bias-gated cell with its pfet dumps."""
+    from kchip.cells.relu import relu_diff_subckt
+    p = load_pdk()
+    t = relu_diff_subckt(p).text
+    gated = {ln.split()[0][1:] for ln in t.splitlines() if ln.startswith("X") and " en " in f" {ln} "}
+    assert gated == {"ESO", "DSO", "IVN", "IVP"}
+    assert re.search(r"^XESO s en so vss ", t, re.M) and re.search(r"^XDSO so en vdd vdd ", t, re.M)
+    assert re.search(r"^XEDO d enb do vdd ", t, re.M) and re.search(r"^XDDO do enb vss vss ", t, re.M)
+    assert re.search(r"^XKDC do vcn ", t, re.M) and re.search(r"^XPYDC do vcp ", t, re.M)
+    assert all(re.search(rf"^X{n} \S+ vdd ", t, re.M) for n in ("SEA", "SEB", "BEA", "BEB", "SK"))
+    assert not re.search(r"^XD[TB][AB] ", t, re.M)
+    old = relu_diff_subckt(p, enable="bias").text
+    assert re.search(r"^XSEA sa en ta ", old, re.M) and re.search(r"^XDTA ta en vdd vdd ", old, re.M)
+    assert "enb" not in old and "ESO" not in old
+
+
 def test_node_cap_and_switch():
     p = load_pdk()
     c = L.node_cap(p, 200e-15)

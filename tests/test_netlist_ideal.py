@@ -84,10 +84,10 @@ def test_added_nodes_held_at_vcm_until_their_period(tmp_path):
     assert np.max(np.abs(w["v(xchip.n4)"][before4] - V_CM)) < 1e-6
     assert np.max(np.abs(w["v(xchip.n4)"][t > sch.starts[2] + 0.1 * sch.lengths[2]] - V_CM)) > 1e-3
     assert sch.enable_from == {0: 0.0, 1: sch.starts[1], 2: sch.starts[2]}   # first period: from the load phase
-    for k in range(3):       # each enable is high exactly inside its period (the first one also while loading)
+    for k in range(3):       # each enable is high exactly inside its period (the first one also while loading, the last also while holding)
         en = w[f"v(en_{k})"]
-        inside = (t > sch.enable_from[k] + 1e-9) & (t < sch.starts[k] + sch.lengths[k] - 1e-9)
-        outside = (t < sch.enable_from[k] - 1e-9) | (t > sch.starts[k] + sch.lengths[k] + 1e-9)
+        inside = (t > sch.enable_from[k] + 1e-9) & (t < sch.enable_until[k] - 1e-9)
+        outside = (t < sch.enable_from[k] - 1e-9) | (t > sch.enable_until[k] + 1e-9)
         assert en[inside].min() > 0.99 and en[outside].max() < 0.01
 
 

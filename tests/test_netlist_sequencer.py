@@ -37,7 +37,7 @@ def test_plan_realizes_the_schedule_in_clock_cycles():
             assert lv["ld"][slot] == int(t_mid < sch.t_load)
             assert lv["smp"][slot] == int(t_mid < sch.t_end)
             for k in sch.order:
-                on = sch.enable_from[k] <= t_mid < sch.starts[k] + sch.lengths[k]
+                on = sch.enable_from[k] <= t_mid < sch.enable_until[k]
                 assert lv[f"en_{k}"][slot] == int(on), (direction, k, slot)
             for j in range(1, spec.num_nodes + 1):
                 held = any(a <= t_mid < b for a, b in sch.resets.get(j, []))

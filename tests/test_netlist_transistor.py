@@ -204,3 +204,25 @@ def test_cell_projector_lands_on_the_cell_grid_and_finetune_keeps_it_there():
     assert torch.equal(p2, proj.project(p2))                      # every edge exactly on the grid
     with torch.no_grad():
         assert float(task.loss(tuned, (task.x, task.y))) < before
+
+
+def test_flow_cell_aware_lands_every_edge_on_the_cell_grid():
+    """The flow's quantize.cell_aware step: fine-tunes onto the measured tt relu_diff grid, reports the test MSE
+    before/after and `on_grid`; unknown settings are refused by name."""
+    from kchip.quantize.cellaware import CellProjector, flow_cell_aware
+    from kchip.cells.tables import CodeTable
+    from kchip.netlist.transistor import ReluCellModel, cell_table_path
+    torch.manual_seed(0)
+    model = KirchhoffNet([Period([[1, 3], [2, 3], [3, 1], [0, 3], [2, 1]], "relu_diff", 1.0)], projector="last1")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(96, 2, generator=g, dtype=torch.float64)
+    y = (0.4 * x[:, :1] + 0.2 * x[:, 1:]).clamp(max=1.0)
+    data = {"x_train": x[:64], "y_train": y[:64], "x_test": x[64:], "y_test": y[64:]}
+    tuned, rep = flow_cell_aware(model, 0.1, data, {"epochs": 3, "lr": 1e-2, "rk4_steps": 4})
+    assert rep["on_grid"] and rep["epochs"] == 3 and set(rep["test_mse"]) == {"float", "projected", "tuned"}
+    cell = ReluCellModel.from_table(CodeTable.from_json(cell_table_path("relu_diff", "tt")))
+    proj = CellProjector(cell, 0.1, rep["i_u"], 0.6)
+    p = tuned.periods[0].param.detach()
+    assert torch.equal(p, proj.project(p))
+    with pytest.raises(ValueError, match="quantize.cell_aware.epoch: unknown setting"):
+        flow_cell_aware(model, 0.1, data, {"epoch": 3})

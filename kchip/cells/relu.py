@@ -2,14 +2,17 @@
 
     i(s->d) = (code/15) * relu(G0 (vs - vd) + (ocode - 2^(obits-1)) * I_ub)
 
-  - linear transconductor: nfet pair with split tails (2 x I_T, enable-gated) and a sky130 xhigh-poly
+  - linear transconductor: nfet pair with split tails (2 x I_T) and a sky130 xhigh-poly
     degeneration resistor between the sources: I_A - I_B ~ 2 (vs - vd) / (R + 2/gm) = G0 (vs - vd);
   - the pair currents go to cascoded pfet_lvt diodes; node X receives I_A - I_B plus the bipolar bias DAC
     ((ocode - 2^(obits-1)) I_ub, pfet source legs against a fixed nfet sink);
   - X drives a diode-connected nfet (the rectifier: it only conducts the positive part), built of
-    2^bits - 1 unit devices; binary-weighted copies (magnitude code bits, each leg also behind an enable
-    switch) sink code/(2^bits-1) of it from s, and the same through a cascoded pfet_lvt mirror into d;
-  - while the net current is negative an nfet follower (gate vk from kc_bias, en-gated) holds X just below
+    2^bits - 1 unit devices; binary-weighted copies (magnitude code bits) sink code/(2^bits-1) of it from s,
+    and the same through a cascoded pfet_lvt mirror into d;
+  - enable by output steering (default): the cell stays biased; en routes the s legs to s (else vdd) and the
+    mirror output to d (else vss). enable="bias" gates the tails, bias legs, clamp and keep-alive instead
+    (slow: ~1.5 us to settle after en rises in a chip, docs/cells.md);
+  - while the net current is negative an nfet follower (gate vk from kc_bias) holds X just below
     conduction instead of letting it fall to 0 V, and a keep-alive unit current (cancelled at d) keeps the
     y -> d mirror on: no dead time at a knee crossing (the residual lag: kchip.cells.relu_transient).
 """
@@ -25,7 +28,8 @@ DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=16.0, l_in=1.0, pair_bulk
                 tail_units=30, r_deg=530e3, w_r=0.35, w_p=16.0, l_p=6.0, w_n=16.0, l_n=6.0, w_sw=1.0, l_sw=0.15,
                 cascode=True, w_pc=24.0, l_pc=1.0, w_nc=16.0, l_nc=1.0, pfet="pfet_lvt", w_o=1.0, l_o=2.0, w_oc=2.0,
                 ub_units=2, bias_cascode=True,
-                clamp=True, w_k=4.0, l_k=1.0, ky_units=1, w_py=8.0, l_py=6.0, w_dump=1.0)
+                clamp=True, w_k=4.0, l_k=1.0, ky_units=1, w_py=8.0, l_py=6.0, w_dump=1.0,
+                enable="output", w_so=2.0)
 # the characterized design (experiments: docs/cells.md). clamp: nfet follower (w_k/l_k, gate vk from kc_bias)
 # holds X just below the rectifier's conduction while the net current is negative; ky_units: keep-alive
 # current (unit nfets from vbn) through the y -> d pfet mirror, cancelled at d by a matched sink;
@@ -47,25 +51,28 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     lr = p["r_deg"] / rs * wr
     wu, lu = p["w_u"], p["l_u"]
     ba, bb = ("sa", "sb") if p["pair_bulk"] == "source" else ("vss", "vss")
+    on = "en" if p["enable"] == "bias" else "vdd"      # gate of the bias-path switches
     lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
              f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit offset-binary bias",
-             "* degenerated pair (bulk = own source: isolated p-wells) with split tails, enable-gated",
+             "* degenerated pair (bulk = own source: isolated p-wells) with split tails",
              f(p["pair"], "M1", "na", ga, "sa", ba, p["w_in"], p["l_in"]),
              f(p["pair"], "M2", "nb", gb, "sb", bb, p["w_in"], p["l_in"]),
              (f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
               f"RDEG sa sb {p['r_deg']:.6g}"),
-             f("nfet", "SEA", "sa", "en", "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "SEB", "sb", "en", "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
+             f("nfet", "SEA", "sa", on, "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
+             f("nfet", "SEB", "sb", on, "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
              f("nfet", "MTA", "ta", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
-             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
-             "* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0), so",
-             "* that enabling the cell does not swing their drains and kick the shared bias lines",
-             f("pfet", "DTA", "ta", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
-             f("pfet", "DTB", "tb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"])]
+    if p["enable"] == "bias":
+        lines += ["* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0),",
+                  "* so that enabling the cell does not swing their drains and kick the shared bias lines",
+                  f("pfet", "DTA", "ta", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+                  f("pfet", "DTB", "tb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
+    lines += [
              "* bias: offset-binary legs (2^k ub_units units, bit o_k) add to branch A, a fixed",
              "* 2^(obits-1) ub_units sink adds to branch B -> X gets (ocode - 2^(obits-1)) I_ub; same units, same",
-             "* drain node kind (the pfet diodes), so the ratios are exact; gated by en",
-             *_bias_legs(pdk, p, m)]
+             "* drain node kind (the pfet diodes), so the ratios are exact",
+             *_bias_legs(pdk, p, m, on)]
     lines += ["* pfet diodes; into X: I_A' - I_B'",
               *mir("pfet", "PA", "na", "na", "vdd", True), *mir("pfet", "PB", "nb", "nb", "vdd", True),
               *mir("pfet", "PAX", "x", "na", "vdd", False),
@@ -77,14 +84,28 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     if p.get("clamp"):
         # the follower sources the negative net current into X, so X stays where NR carries I_q^2 / |I_net|
         # (I_q ~ 8 nA ~ 0.3 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
-        # Behind an enable switch: en = 0 -> no current into X, X falls, the legs are off.
-        lines += ["* clamp: nfet follower from vdd (gate vk) holds X just below conduction; gated by en",
-                  f("nfet", "SK", "kd", "en", "vdd", "vss", p["w_sw"], p["l_sw"]),
+        # Behind a switch SK (gate en for enable="bias", vdd for the output-steered cell).
+        lines += ["* clamp: nfet follower from vdd (gate vk) holds X just below conduction",
+                  f("nfet", "SK", "kd", on, "vdd", "vss", p["w_sw"], p["l_sw"]),
                   f("nfet", "MK", "kd", "vk", "x", "vss", p["w_k"], p["l_k"])]
     # output legs (cascoded): sink code/(2^bits-1) of the rectified current from s, and from y (-> pfet
-    # mirror -> d). No enable switch needed here: en = 0 removes every current into X, so X falls and the
-    # legs are off (leakage measured in the characterization).
-    for tgt, tag in (("s", "S"), ("y", "Y")):
+    # mirror -> d). enable="bias": no enable switch here, en = 0 removes every current into X, so X falls and
+    # the legs are off; enable="output": the steering switches below.
+    legs = (("s", "S"), ("y", "Y")) if p["enable"] == "bias" else (("so", "S"), ("y", "Y"))
+    dout = "d" if p["enable"] == "bias" else "do"
+    if p["enable"] == "output":
+        # enable by output steering: the whole cell stays biased and settled; en connects the output legs to s
+        # and y, en = 0 hands their current to vdd instead (pfet dumps), so switching a cell on moves only
+        # these drains (docs/cells.md: the bias-gated cell needed ~1 us to settle after en rose)
+        lines += ["* output steering: the s legs sink from s while en = 1, from vdd while en = 0; the y -> d",
+                  "* mirror output (minus the keep-alive) goes to d while en = 1, to vss while en = 0",
+                  f("nfet", "ESO", "s", "en", "so", "vss", p["w_so"], p["l_sw"]),
+                  f("pfet", "DSO", "so", "en", "vdd", "vdd", p["w_so"], p["l_sw"]),
+                  f("nfet", "IVN", "enb", "en", "vss", "vss", 1.0, p["l_sw"]),
+                  f("pfet", "IVP", "enb", "en", "vdd", "vdd", 2.0, p["l_sw"]),
+                  f("pfet", "EDO", "d", "enb", "do", "vdd", 2 * p["w_so"], p["l_sw"]),
+                  f("nfet", "DDO", "do", "enb", "vss", "vss", p["w_so"], p["l_sw"])]
+    for tgt, tag in legs:
         for k in range(n):
             top = f"o{tag}{k}c"
             lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_oc"], p["l_nc"], m=2 ** k))
@@ -93,23 +114,23 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     py = dict(p, w_p=p.get("w_py", p["w_p"]), l_p=p.get("l_py", p["l_p"]))
     miry = lambda *a: L._mirror(pdk, py, *a)
     lines += ["* pfet mirror y -> d", *miry("pfet", "PY", "y", "y", "vdd", True),
-              *miry("pfet", "PYD", "d", "y", "vdd", False)]
+              *miry("pfet", "PYD", dout, "y", "vdd", False)]
     ky = int(p.get("ky_units") or 0)
     if ky:
         # keep-alive: ky unit currents always flow through PY (y never floats up to vdd when the rectified
         # current is zero: no dead time there either); PYD copies them into d, where a matched sink removes them
-        lines += ["* keep-alive of the y mirror (ky units from vbn, cascoded, gated by en), cancelled at d",
+        lines += ["* keep-alive of the y mirror (ky units from vbn, cascoded), cancelled at d (before EDO)",
                   f("nfet", "KYC", "y", "vcn", "kyq", "vss", p["w_oc"], p["l_nc"], m=ky),
-                  f("nfet", "KYS", "kyq", "en", "kyu", "vss", p["w_sw"], p["l_sw"], m=ky),
+                  f("nfet", "KYS", "kyq", on, "kyu", "vss", p["w_sw"], p["l_sw"], m=ky),
                   f("nfet", "KYU", "kyu", "vbn", "vss", "vss", wu, lu, m=ky),
-                  f("nfet", "KDC", "d", "vcn", "kdq", "vss", p["w_oc"], p["l_nc"], m=ky),
-                  f("nfet", "KDS", "kdq", "en", "kdu", "vss", p["w_sw"], p["l_sw"], m=ky),
+                  f("nfet", "KDC", dout, "vcn", "kdq", "vss", p["w_oc"], p["l_nc"], m=ky),
+                  f("nfet", "KDS", "kdq", on, "kdu", "vss", p["w_sw"], p["l_sw"], m=ky),
                   f("nfet", "KDU", "kdu", "vbn", "vss", "vss", wu, lu, m=ky)]
     lines += [f".ends {name}"]
     return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
 
 
-def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
+def _bias_legs(pdk: Pdk, p: dict, m: int, on: str = "en") -> list:
     f = lambda *a, **k: L._fet(pdk, *a, **k)
     wu, lu, ub = p["w_u"], p["l_u"], int(p["ub_units"])
     casc = p.get("bias_cascode")
@@ -124,10 +145,11 @@ def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
     if casc:
         out.append(f("nfet", "BKC", "bsb", "vcn", "bkq", "vss", p["w_oc"], p["l_nc"], m=ub * half))
     out += [f("nfet", "BK", "bkq" if casc else "bsb", "vbn", "vss", "vss", wu, lu, m=ub * half),
-            f("nfet", "BEA", "na", "en", "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
-            f("nfet", "BEB", "nb", "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"]),
-            f("pfet", "DBA", "bsa", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
-            f("pfet", "DBB", "bsb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
+            f("nfet", "BEA", "na", on, "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", "BEB", "nb", on, "bsb", "vss", p["w_sw"] * 4, p["l_sw"])]
+    if on == "en":          # bias-gated enable: the legs dump into vdd while disabled (no kick on vbn)
+        out += [f("pfet", "DBA", "bsa", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+                f("pfet", "DBB", "bsb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
     return out
 
 

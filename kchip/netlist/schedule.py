@@ -11,7 +11,9 @@ to the start of an inference:
     node resets                 a node that an executed period uses but the previous one did not is held at
                                 V_cm from the end of its last use (or from 0) until that period starts
                                 (official semantics: new nodes start at 0)
-    smp                         high (track) from 0 to the end of the last period, then low (hold)
+    smp                         high (track) from 0 to the end of the last period, then low (hold); the last
+                                period's en_k stays high through the hold window, so that the cells switch
+                                off after the sample, not into it
     [t_end, t_end + t_hold)     outputs held; read at the end of this window
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ class Schedule:
     outputs: List[int]                        # nodes read out (after the projector)
     resets: Dict[int, List[Tuple[float, float]]] = field(default_factory=dict)   # node -> [(from, to)]
     enable_from: Dict[int, float] = field(default_factory=dict)  # period -> time its en_k rises
+    enable_until: Dict[int, float] = field(default_factory=dict)  # period -> time its en_k falls
 
     @property
     def t_inference(self) -> float:
@@ -87,4 +90,9 @@ def build_schedule(spec: ChipSpec, direction: str, n_inputs: int, t_load: float 
     # the period starts with settled cells when ld / rst release the nodes at t_load
     enable_from = {k: starts[k] for k in order}
     enable_from[order[0]] = 0.0
-    return Schedule(direction, order, t_load, starts, lengths, t_end, t_hold, inputs, outputs, resets, enable_from)
+    # the last executed period's edges stay enabled through the hold window: the outputs are sampled (smp falls)
+    # at t_end while the cells still run, so the cells' turn-off charge never lands in the sample
+    enable_until = {k: starts[k] + lengths[k] for k in order}
+    enable_until[order[-1]] = t_end + t_hold
+    return Schedule(direction, order, t_load, starts, lengths, t_end, t_hold, inputs, outputs, resets, enable_from,
+                    enable_until)

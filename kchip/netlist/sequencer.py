@@ -66,8 +66,11 @@ def plan(spec: ChipSpec, t_clk: float, load_cycles: int = 1, hold_cycles: int = 
         to_cycle = {0.0: 0, sch.t_load: load_cycles}
         to_cycle.update({sch.starts[k]: start[k] for k in sch.order})
         to_cycle.update({sch.starts[k] + sch.lengths[k]: start[k] + cyc[k] for k in sch.order})
-        for pos, k in enumerate(sch.order):     # the first period is enabled from the load phase on (schedule)
-            slots[f"s{pos}_{direction}"] = list(range(_cyc(to_cycle, sch.enable_from[k]), start[k] + cyc[k]))
+        to_cycle[sch.t_end + sch.t_hold] = first + hold_cycles
+        for pos, k in enumerate(sch.order):     # enable windows of the schedule (first: from the load phase on;
+            #                                     last: through the hold slot)
+            slots[f"s{pos}_{direction}"] = list(range(_cyc(to_cycle, sch.enable_from[k]),
+                                                      _cyc(to_cycle, sch.enable_until[k])))
         for j in range(1, spec.num_nodes + 1):
             fl = []
             for a, b in sch.resets.get(j, []):

@@ -77,3 +77,61 @@ def cell_aware_finetune(model: KirchhoffNet, cell_model, v_u: float, i_u: float,
         for p, lat in zip(m.periods, latent):
             p.param.copy_(proj.project(lat))
     return m
+
+
+class XYTask:
+    """A regression task on fixed arrays (the flow's data split): L2 loss, mini-batches of `batch`."""
+
+    def __init__(self, x, y, batch: int = 64, solver: Optional[dict] = None):
+        self.x = torch.as_tensor(x, dtype=torch.float64)
+        self.y = torch.as_tensor(y, dtype=torch.float64)
+        self.batch, self.solver = batch, dict(solver or {})
+
+    def batches(self, epoch: int, gen: torch.Generator):
+        from kchip.tasks.common import xy_batches
+        return xy_batches(self.x, self.y, self.batch, gen)
+
+    def loss(self, model: KirchhoffNet, batch) -> torch.Tensor:
+        return ((model(batch[0], **self.solver) - batch[1]) ** 2).mean()
+
+
+def cell_unit_current(model: KirchhoffNet, cell_model, v_u: float) -> float:
+    """I_u that puts the model's largest |theta1| on the cell's full gain (the rule of
+    `kchip.netlist.transistor.realize`): I_u = G[full] V_u / max|theta1|."""
+    t1 = max(float(p.param.detach()[1].abs().max()) for p in model.periods)
+    return float(cell_model.gain[-1] * v_u / max(t1, 1e-30))
+
+
+def flow_cell_aware(model: KirchhoffNet, v_u: float, data, cfg: dict, log=None):
+    """The flow's `quantize.cell_aware` step: fine-tune `model` onto the relu_diff cell grid of the measured
+    tables at `cfg['corner']` (default tt). Returns (tuned model, report)."""
+    import time
+    from kchip.cells.tables import CodeTable
+    from kchip.netlist.transistor import ReluCellModel, cell_table_path
+    unknown = sorted(set(cfg) - {"corner", "epochs", "lr", "batch", "seed", "dv_range_v", "rk4_steps"})
+    if unknown:
+        raise ValueError(f"flow.yaml: quantize.cell_aware.{unknown[0]}: unknown setting")
+    corner = cfg.get("corner", "tt")
+    cell = ReluCellModel.from_table(CodeTable.from_json(cell_table_path("relu_diff", corner)))
+    i_u = cell_unit_current(model, cell, v_u)
+    dvr = float(cfg.get("dv_range_v", 0.6))
+    # training solver: fixed-step rk4, 10 steps per unit of SW time by default (several times faster per epoch
+    # than the adaptive default under load); the reported test MSEs use the model's own adaptive solver
+    step = 1.0 / int(cfg.get("rk4_steps", 10))
+    task = XYTask(data["x_train"], data["y_train"], int(cfg.get("batch", 64)),
+                  solver={"method": "rk4", "options": {"step_size": step}})
+    test = XYTask(data["x_test"], data["y_test"])
+    proj = CellProjector(cell, v_u, i_u, dvr)
+    m0 = model.double()
+    projected = cell_aware_finetune(m0, cell, v_u, i_u, task, epochs=0, dv_range_v=dvr)
+    epochs = int(cfg.get("epochs", 150))
+    t0 = time.perf_counter()
+    tuned = cell_aware_finetune(m0, cell, v_u, i_u, task, epochs=epochs, lr=float(cfg.get("lr", 1e-3)),
+                                seed=int(cfg.get("seed", 0)), dv_range_v=dvr, log=log)
+    wall = time.perf_counter() - t0
+    with torch.no_grad():
+        mse = {k: float(test.loss(m, (test.x, test.y))) for k, m in
+               (("float", m0), ("projected", projected), ("tuned", tuned))}
+    on_grid = all(torch.equal(p.param.detach(), proj.project(p.param.detach())) for p in tuned.periods)
+    return tuned, {"corner": corner, "epochs": epochs, "wall_s": wall, "i_u": i_u, "test_mse": mse,
+                   "on_grid": bool(on_grid)}

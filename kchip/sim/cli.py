@@ -54,7 +54,8 @@ def _run(args) -> int:
     rev = args.direction == "reverse"
     tight = dict(rtol=1e-9, atol=1e-11)
     result = {"deck": str(args.deck), "spec": str(args.spec), "direction": args.direction, "inputs": len(x),
-              "wall_s": wall, "ngspice_wall_s": info["wall_s"], "jobs": info["jobs"], "compare": {}}
+              "wall_s": wall, "ngspice_wall_s": info["wall_s"], "ngspice_cpu_s": info.get("cpu_s"),
+              "jobs": info["jobs"], "compare": {}}
     with torch.no_grad():
         l1 = realized_model(spec)(torch.tensor(x, dtype=torch.float64), reverse=rev, **tight).numpy()
         result["compare"]["L1"] = compare(y, l1)

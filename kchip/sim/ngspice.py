@@ -15,6 +15,7 @@ Errors (all subclasses of `NgspiceError`; each message names the cell and the po
 from __future__ import annotations
 
 import os
+import resource
 import re
 import shutil
 import subprocess
@@ -76,6 +77,10 @@ class SimResult:
     log: str
     wall_s: float
     workdir: Optional[Path] = None
+    # CPU time (user + system) of the children reaped during this run: the ngspice process itself when one run
+    # at a time happens per Python process (kchip simulate's process pool); with threads running several decks
+    # side by side (run_parallel) it may include a neighbour's
+    cpu_s: float = float("nan")
     extra: Dict[str, str] = field(default_factory=dict)
 
 
@@ -235,6 +240,7 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
             (wd / ".spiceinit").write_text(spiceinit)
         env = dict(os.environ, OMP_NUM_THREADS="1")
         t0 = time.perf_counter()
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         try:
             pr = subprocess.run([exe, "-b", "deck.sp"], cwd=wd, capture_output=True, text=True,
                                 timeout=timeout, env=env)
@@ -242,6 +248,8 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
             raise ConvergenceError(f"{_where(cell, point)}: ngspice did not finish within {timeout:.0f} s "
                                    f"(stuck simulation / non-convergence)") from exc
         wall = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         log = (pr.stdout or "") + "\n" + (pr.stderr or "")
         low = log.lower()
         for pat in _MISSING_PATTERNS:
@@ -274,7 +282,7 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
                     bad = int(np.flatnonzero(~np.isfinite(v))[0])
                     raise ConvergenceError(f"{_where(cell, point)}: analysis {k} ({pl.name}) vector {nm} "
                                            f"is not finite at point index {bad}", log)
-        return SimResult(plots, log, wall, wd if keep is not None else None)
+        return SimResult(plots, log, wall, wd if keep is not None else None, cpu)
     finally:
         if tmp is not None:
             tmp.cleanup()
