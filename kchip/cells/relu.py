@@ -40,28 +40,10 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     n, m = int(p["bits"]), int(p["obits"])
     name = name or f"kc_relu_diff_{'p' if sign > 0 else 'n'}{n}_{m}"
     ga, gb = ("s", "d") if sign > 0 else ("d", "s")
-    f = lambda *a, **k: L._fet(pdk, *a, **k)
     mir = lambda *a: L._mirror(pdk, p, *a)
-    res = pdk.device("res_xhigh")
-    rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
-    lr = p["r_deg"] / rs * wr
-    wu, lu = p["w_u"], p["l_u"]
-    ba, bb = ("sa", "sb") if p["pair_bulk"] == "source" else ("vss", "vss")
     lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
              f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit offset-binary bias",
-             "* degenerated pair (bulk = own source: isolated p-wells) with split tails, enable-gated",
-             f(p["pair"], "M1", "na", ga, "sa", ba, p["w_in"], p["l_in"]),
-             f(p["pair"], "M2", "nb", gb, "sb", bb, p["w_in"], p["l_in"]),
-             (f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
-              f"RDEG sa sb {p['r_deg']:.6g}"),
-             f("nfet", "SEA", "sa", "en", "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "SEB", "sb", "en", "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "MTA", "ta", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
-             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
-             "* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0), so",
-             "* that enabling the cell does not swing their drains and kick the shared bias lines",
-             f("pfet", "DTA", "ta", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
-             f("pfet", "DTB", "tb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+             *_pair(pdk, p, ga, gb),
              "* bias: offset-binary legs (2^k ub_units units, bit o_k) add to branch A, a fixed",
              "* 2^(obits-1) ub_units sink adds to branch B -> X gets (ocode - 2^(obits-1)) I_ub; same units, same",
              "* drain node kind (the pfet diodes), so the ratios are exact; gated by en",
@@ -72,8 +54,45 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
               *mir("pfet", "PBX", "nbx", "nb", "vdd", False),
               *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
               *mir("nfet", "NBS", "x", "nbx", "vss", False),
-              "* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
-              f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
+              *_rect_out(pdk, p, [f"b{k}" for k in range(n)]),
+              f".ends {name}"]
+    return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
+
+
+def _pair(pdk: Pdk, p: dict, ga: str, gb: str, sfx: str = "") -> list:
+    """Degenerated nfet pair (gates ga, gb; drains na<sfx>, nb<sfx>) with split, enable-gated tails whose
+    current is dumped into vdd while en = 0 (shared by relu_diff and relu_lin)."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    res = pdk.device("res_xhigh")
+    rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
+    lr = p["r_deg"] / rs * wr
+    wu, lu = p["w_u"], p["l_u"]
+    na, nb, sa, sb, ta, tb = (x + sfx for x in ("na", "nb", "sa", "sb", "ta", "tb"))
+    ba, bb = (sa, sb) if p["pair_bulk"] == "source" else ("vss", "vss")
+    return ["* degenerated pair (bulk = own source: isolated p-wells) with split tails, enable-gated",
+            f(p["pair"], f"M1{sfx}", na, ga, sa, ba, p["w_in"], p["l_in"]),
+            f(p["pair"], f"M2{sfx}", nb, gb, sb, bb, p["w_in"], p["l_in"]),
+            (f"XR{sfx} {sa} {sb} vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
+             f"RDEG{sfx} {sa} {sb} {p['r_deg']:.6g}"),
+            f("nfet", f"SEA{sfx}", sa, "en", ta, "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", f"SEB{sfx}", sb, "en", tb, "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", f"MTA{sfx}", ta, "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+            f("nfet", f"MTB{sfx}", tb, "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+            "* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0), so",
+            "* that enabling the cell does not swing their drains and kick the shared bias lines",
+            f("pfet", f"DTA{sfx}", ta, "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+            f("pfet", f"DTB{sfx}", tb, "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
+
+
+def _rect_out(pdk: Pdk, p: dict, gates: list) -> list:
+    """Rectifier at X (diode nfet of 2^n - 1 units, n = len(gates)), X clamp, cascoded binary output legs
+    (leg k: 2^k units behind a switch with gate gates[k]) sinking from s and from y, y -> d pfet mirror and its
+    keep-alive (shared by relu_diff and relu_lin; relu_lin ties every leg gate to vdd: fixed full scale)."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    n = len(gates)
+    wu, lu = p["w_u"], p["l_u"]
+    lines = ["* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
+             f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
     if p.get("clamp"):
         # the follower sources the negative net current into X, so X stays where NR carries I_q^2 / |I_net|
         # (I_q ~ 8 nA ~ 0.3 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
@@ -88,7 +107,7 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
         for k in range(n):
             top = f"o{tag}{k}c"
             lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_oc"], p["l_nc"], m=2 ** k))
-            lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
+            lines.append(f("nfet", f"O{tag}S{k}", top, gates[k], f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
             lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** k))
     py = dict(p, w_p=p.get("w_py", p["w_p"]), l_p=p.get("l_py", p["l_p"]))
     miry = lambda *a: L._mirror(pdk, py, *a)
@@ -105,11 +124,12 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
                   f("nfet", "KDC", "d", "vcn", "kdq", "vss", p["w_oc"], p["l_nc"], m=ky),
                   f("nfet", "KDS", "kdq", "en", "kdu", "vss", p["w_sw"], p["l_sw"], m=ky),
                   f("nfet", "KDU", "kdu", "vbn", "vss", "vss", wu, lu, m=ky)]
-    lines += [f".ends {name}"]
-    return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
+    return lines
 
 
-def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
+def _bias_legs(pdk: Pdk, p: dict, m: int, na: str = "na", nb: str = "nb") -> list:
+    """Offset-binary bias DAC: legs (bit o_k, 2^k ub_units units, cascoded) sink o I_ub from node na, a fixed
+    2^(m-1) ub_units sink takes from node nb; both en-gated, dumped into vdd while en = 0."""
     f = lambda *a, **k: L._fet(pdk, *a, **k)
     wu, lu, ub = p["w_u"], p["l_u"], int(p["ub_units"])
     casc = p.get("bias_cascode")
@@ -124,8 +144,8 @@ def _bias_legs(pdk: Pdk, p: dict, m: int) -> list:
     if casc:
         out.append(f("nfet", "BKC", "bsb", "vcn", "bkq", "vss", p["w_oc"], p["l_nc"], m=ub * half))
     out += [f("nfet", "BK", "bkq" if casc else "bsb", "vbn", "vss", "vss", wu, lu, m=ub * half),
-            f("nfet", "BEA", "na", "en", "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
-            f("nfet", "BEB", "nb", "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", "BEA", na, "en", "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", "BEB", nb, "en", "bsb", "vss", p["w_sw"] * 4, p["l_sw"]),
             f("pfet", "DBA", "bsa", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
             f("pfet", "DBB", "bsb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
     return out
