@@ -289,47 +289,48 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
         c = [0, 0, half + half // 2]; c[axis] = sg * 2 ** k
         j = combos.index(tuple(c))
         return theta[j, axis]
-    tabs, add_err = {}, {}
-    for axis, nm in ((0, "g_s"), (1, "g_d")):
-        codes = list(range(-full, full + 1))
-        vals = []
-        for c in codes:
-            sg = 1 if c >= 0 else -1
-            vals.append(sum(bit_gain(axis, k, sg) for k in range(kind.bits) if (abs(c) >> k) & 1))
-        tabs[nm] = CodeParam(codes, vals)
-        for sg in (1, -1):
-            c = [0, 0, half]; c[axis] = sg * full
-            add_err[f"{nm}[{sg * full}]"] = float(theta[combos.index(tuple(c)), axis] / vals[codes.index(sg * full)] - 1)
-    # theta3 of the series with theta1, theta2 held at the (15, 15, 8) fit: the codes that conduct at only a
-    # few grid points (o = 0) cannot fit their own slopes
+    n_on = np.array([np.count_nonzero(i_d[j] > 0.01 * i_fs) for j in range(len(combos))])
+    good = [j for j in range(len(combos)) if fits[j] is not None and n_on[j] >= 6]
+    # theta3 of the (15, 15, o) series with theta1, theta2 held at the (15, 15, 8) fit: the codes that conduct
+    # at only a few grid points (o = 0) cannot fit their own slopes
     ser = [j for j, c in enumerate(combos) if c[0] == full and c[1] == full]
     j8 = combos.index((full, full, half))
     a8, b8 = theta[j8, 0], theta[j8, 1]
-    t3 = []
+    t3 = {}
     for j in ser:
         r = least_squares(lambda v: np.maximum(a8 * X + b8 * Y + v[0], 0).ravel() - i_d[j].ravel(),
                           x0=[theta[j8, 2] + orel[j] * 1.8e-7], x_scale=[1e-7])
-        t3.append(float(r.x[0]))
-    t3 = np.array(t3)
-    A = np.array([[1.0] + [float((combos[j][2] >> k) & 1) for k in range(kind.obits)] for j in ser])
-    beta = np.linalg.lstsq(A, t3, rcond=None)[0]
-    ocodes = list(range(2 ** kind.obits))
-    bias_vals = [float(beta[0] + sum(beta[1 + k] for k in range(kind.obits) if (o >> k) & 1)) for o in ocodes]
-    tabs["bias"] = CodeParam(ocodes, bias_vals)
-    bias_resid = float(np.max(np.abs(A @ beta - t3)))
-    # table model: relu(g_s[cs] x + g_d[cd] y + bias[o]) for every combo (what the quantizer / surrogate use)
-    gs_v = np.array([tabs["g_s"].value(c[0]) for c in combos])
-    gd_v = np.array([tabs["g_d"].value(c[1]) for c in combos])
-    b_v = np.array([bias_vals[c[2]] for c in combos])
-    u_tab = gs_v[:, None, None] * X + gd_v[:, None, None] * Y + b_v[:, None, None]
+        t3[j] = float(r.x[0])
+    tabs, k_cm, bias_resid = _code_tables(kind, combos, theta, good, t3)
+    add_err = {}
+    for axis, nm in ((0, "g_s"), (1, "g_d")):
+        for sg in (1, -1):    # additivity: the bit-alone fits' sum vs the fit at +-15
+            c = [0, 0, half]; c[axis] = sg * full
+            s_bits = sum(bit_gain(axis, k, sg) for k in range(kind.bits))
+            add_err[f"{nm}[{sg * full}]"] = float(theta[combos.index(tuple(c)), axis] / s_bits - 1)
+    bias_vals = tabs["bias"].values
+
+    def model(tb, kc, sel):
+        gs_v = np.array([tb["g_s"].value(combos[j][0]) for j in sel])
+        gd_v = np.array([tb["g_d"].value(combos[j][1]) for j in sel])
+        b_v = np.array([tb["bias"].value(combos[j][2]) for j in sel])
+        u = gs_v[:, None, None] * X + gd_v[:, None, None] * Y + b_v[:, None, None]
+        return u, u + (kc * (np.abs(cs[sel]) + np.abs(cd[sel])))[:, None, None]
+    allj = list(range(len(combos)))
+    # table model: relu(g_s[cs] x + g_d[cd] y + bias[o]) for every combo (what the quantizer uses), and the
+    # surrogate's: + k_cm (|cs| + |cd|) / 15, with the clamped rectifier's soft knee (I_q fitted on a grid)
+    u_tab, u_sur = model(tabs, k_cm, allj)
     dev_tab = float(np.max(np.abs(i_d - np.maximum(u_tab, 0)))) / i_fs
-    # smooth (clamped-rectifier) table model: fit the knee current I_q once per cell
     iqs = np.linspace(0.0, 0.04 * i_fs, 161)      # grid: the max deviation is not unimodal in I_q
-    devs_q = [np.max(np.abs(i_d - soft_relu(u_tab, iq))) for iq in iqs]
+    devs_q = [np.max(np.abs(i_d - soft_relu(u_sur, iq))) for iq in iqs]
     i_q = float(iqs[int(np.argmin(devs_q))])
     dev_tab_soft = float(np.min(devs_q)) / i_fs
+    # held out: the tables rebuilt without the mixed combos, evaluated on them
     mixed = [j for j, c in enumerate(combos) if c[0] not in (0, full, -full) and c[1] not in (0, full, -full)]
-    dev_tab_soft_mixed = float(np.max(np.abs(i_d[mixed] - soft_relu(u_tab[mixed], i_q)))) / i_fs if mixed else 0.0
+    dev_tab_soft_mixed = float("nan")
+    if mixed:
+        tb_h, kc_h, _ = _code_tables(kind, combos, theta, [j for j in good if j not in mixed], t3)
+        dev_tab_soft_mixed = float(np.max(np.abs(i_d[mixed] - soft_relu(model(tb_h, kc_h, mixed)[1], i_q)))) / i_fs
     off8 = [theta[j, 2] for j, c in enumerate(combos) if c[2] == half and fits[j] is not None]
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
     # output (port) conductance: the fitted dependence on the input whose code is 0 (d for cd = 0: d i_d/d vd;
@@ -348,9 +349,9 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
                    theta_per_combo={key(c): theta[j].tolist() for j, c in enumerate(combos)},
                    gain_additivity_rel=add_err, bias_table_resid_A=bias_resid,
                    theta3_spread_at_o8_A=float(np.ptp(off8)) if off8 else 0.0,
-                   max_dev_table_model_pct_fs=100 * dev_tab, knee_current_A=i_q,
+                   max_dev_table_model_pct_fs=100 * dev_tab, knee_current_A=i_q, theta3_cm_A=k_cm,
                    max_dev_table_soft_pct_fs=100 * dev_tab_soft,
-                   max_dev_table_soft_mixed_pct_fs=100 * dev_tab_soft_mixed,
+                   max_dev_table_soft_heldout_mixed_pct_fs=100 * dev_tab_soft_mixed,
                    kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
                    port_conductance_d_S=g_port_d, port_conductance_s_S=g_port_s,
                    leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=wall, mc_n=0,
@@ -358,15 +359,46 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
                    supply_current_A={key(c): float(i_dd[j, n // 2, n // 2]) for j, c in enumerate(combos)})
     codetab = CodeTable(kind.name, corner, tabs, units={"g_s": "A/V", "g_d": "A/V", "bias": "A"},
                         meta=dict(bits=kind.bits, obits=kind.obits, G_s_A_per_V=G_s, G_d_A_per_V=G_d,
-                                  i_bias_unit_A=i_ub, knee_current_A=i_q, vcm_V=kind.vcm,
+                                  i_bias_unit_A=i_ub, knee_current_A=i_q, theta3_cm_A=k_cm, vcm_V=kind.vcm,
                                   law="i(s->d) = relu(g_s[cs] (vs-vcm) + g_d[cd] (vd-vcm) + bias[o]); "
                                       "signed gain codes: sign pin ngs/ngd = 1 for cs/cd < 0",
-                                  smooth_law="soft_relu(u, knee_current_A) = (u + sqrt(u^2 + 4 I_q^2)) / 2",
+                                  surrogate_law="soft_relu(u + theta3_cm_A (|cs| + |cd|) / 15, knee_current_A), "
+                                                "soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2",
                                   table_index="CellTable codes index the (cs, cd, o) triples in summary.combos",
-                                  gain_note="g_s/g_d: sum of the measured per-bit gains (bit-alone combos, per sign)",
-                                  bias_note="bias[o]: additive in the offset bits, fitted on the (15, 15, o) series"))
+                                  gain_note="g_s/g_d: sum of per-bit gains (per sign), least squares over the combos",
+                                  bias_note="bias[o]: additive in the offset bits, at zero gain codes; the realized "
+                                            "theta3 adds theta3_cm_A (|cs| + |cd|) / 15"))
     table.scalars = summary
     return summary, table, codetab
+
+
+def _code_tables(kind, combos, theta, good, t3):
+    """Code tables from the per-combo fits theta (K, 3): g_s / g_d = sums of per-bit gains (per sign; least
+    squares over the reliable combos `good` with that sign: legs add); bias[o] additive in the offset bits plus a
+    common-mode term theta3 = bias[o] + k_cm (|cs| + |cd|) / 15 (the pairs' standing current, carried to X by the
+    legs and back by the nbx mirror, leaves a small excess per active leg), least squares over `good` and the
+    (15, 15, o) series (theta3 from t3 {index: theta3 at fixed gains}). Returns (tables, k_cm, bias residual)."""
+    from .tables import CodeParam
+    full = 2 ** kind.bits - 1
+    bitrow = lambda c: [float((abs(c) >> k) & 1) for k in range(kind.bits)]
+    tabs = {}
+    for axis, nm in ((0, "g_s"), (1, "g_d")):
+        w = {}
+        for sg in (1, -1):
+            rows = [j for j in good if np.sign(combos[j][axis]) == sg]
+            w[sg] = np.linalg.lstsq(np.array([bitrow(combos[j][axis]) for j in rows]), theta[rows, axis],
+                                    rcond=None)[0]
+        codes = list(range(-full, full + 1))
+        tabs[nm] = CodeParam(codes, [float(np.dot(bitrow(c), w[1 if c >= 0 else -1])) for c in codes])
+    rows = sorted(set(good) | set(t3))
+    th3 = np.array([t3.get(j, theta[j, 2]) for j in rows])
+    A = np.array([[1.0] + [float((combos[j][2] >> k) & 1) for k in range(kind.obits)] +
+                  [(abs(combos[j][0]) + abs(combos[j][1])) / full] for j in rows])
+    beta = np.linalg.lstsq(A, th3, rcond=None)[0]
+    ocodes = list(range(2 ** kind.obits))
+    tabs["bias"] = CodeParam(ocodes, [float(beta[0] + sum(beta[1 + k] for k in range(kind.obits) if (o >> k) & 1))
+                                      for o in ocodes])
+    return tabs, float(beta[-1]), float(np.max(np.abs(A @ beta - th3)))
 
 
 def reanalyze_relu_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
@@ -401,10 +433,10 @@ def plot_relu_lin(kind, table, path) -> None:
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), dpi=80)
     for j, c in enumerate(cb):
-        if c[1] == 0 and c[2] == half and c[0] != 0:
-            ax[0].plot(g, table.i_d[j, mid] * 1e9, lw=1, label=f"cs={c[0]}")
-        if c[0] == 0 and c[2] == half and c[1] != 0:
-            ax[1].plot(g, table.i_d[j, :, mid] * 1e9, lw=1, label=f"cd={c[1]}")
+        if c[1] == 0 and c[0] != 0:
+            ax[0].plot(g, table.i_d[j, mid] * 1e9, lw=1, label=f"cs={c[0]} o={c[2]}")
+        if c[0] == 0 and c[1] != 0:
+            ax[1].plot(g, table.i_d[j, :, mid] * 1e9, lw=1, label=f"cd={c[1]} o={c[2]}")
     ax[0].set_xlabel("vs [V] (vd = v_cm)"); ax[0].set_ylabel("I into d [nA]")
     ax[1].set_xlabel("vd [V] (vs = v_cm)")
     ax[0].set_title(f"{table.cell} {table.corner}: theta1 codes"); ax[1].set_title("theta2 codes")

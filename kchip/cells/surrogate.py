@@ -105,9 +105,9 @@ class CellSurrogate(torch.nn.Module):
 
 class ReluLinSurrogate(torch.nn.Module):
     """L2 surrogate of the relu_lin cell from its code table (<corner>.json): the table law
-        i = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o], I_q),
+        i = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o] + k_cm (|cs| + |cd|) / 15, I_q),
     soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2 (the clamped rectifier's knee, I_q fitted per corner;
-    I_q = 0 gives the plain ReLU). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
+    I_q = 0 gives the plain ReLU; k_cm = meta theta3_cm_A, the code-dependent part of theta3). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
     Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
 
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
@@ -122,6 +122,7 @@ class ReluLinSurrogate(torch.nn.Module):
         self.omin = int(np.min(b.codes))
         self.v_cm = float(codetab.meta.get("vcm_V", 0.9))
         self.i_q = float(codetab.meta.get("knee_current_A", 0.0)) if smooth else 0.0
+        self.k_cm = float(codetab.meta.get("theta3_cm_A", 0.0)) if smooth else 0.0
 
     @classmethod
     def from_json(cls, path, **kw) -> "ReluLinSurrogate":
@@ -133,7 +134,8 @@ class ReluLinSurrogate(torch.nn.Module):
         if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
             raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
         u = (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
-             + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.bias[o - self.omin])
+             + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.bias[o - self.omin]
+             + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
         i = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
         return i.to(vs.dtype)
 
