@@ -136,6 +136,25 @@ def soft_relu(u, i_q):
     return 0.5 * (u + np.sqrt(u * u + 4.0 * i_q * i_q))
 
 
+def surrogate_law(u, i_q, k_c):
+    """The L2 surrogate's output law: soft_relu(u, I_q) with a quadratic output compression r - k_c r^2."""
+    r = soft_relu(u, i_q)
+    return r - k_c * r * r
+
+
+def _knee_comp(i_d, u, i_fs):
+    """Minimax (grid) fit of the knee current I_q and the output compression k_c of `surrogate_law` to the
+    measured surfaces i_d at pre-activations u -> (I_q, k_c, max |deviation|)."""
+    best = (0.0, 0.0, np.inf)
+    for iq in np.linspace(0.0, 0.02 * i_fs, 41):
+        r = soft_relu(u, iq)
+        for kc in np.linspace(0.0, 0.1 / i_fs, 51):       # the max deviation is not unimodal: grid
+            d = float(np.max(np.abs(i_d - (r - kc * r * r))))
+            if d < best[2]:
+                best = (float(iq), float(kc), d)
+    return best
+
+
 def _fit_lin(X, Y, i, i_min: float = 1e-9):
     """Least squares i = relu(a X + b Y + c) -> (a, b, c); None if fewer than 3 points conduct."""
     from scipy.optimize import least_squares
@@ -321,16 +340,17 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
     # surrogate's: + k_cm (|cs| + |cd|) / 15, with the clamped rectifier's soft knee (I_q fitted on a grid)
     u_tab, u_sur = model(tabs, k_cm, allj)
     dev_tab = float(np.max(np.abs(i_d - np.maximum(u_tab, 0)))) / i_fs
-    iqs = np.linspace(0.0, 0.04 * i_fs, 161)      # grid: the max deviation is not unimodal in I_q
-    devs_q = [np.max(np.abs(i_d - soft_relu(u_sur, iq))) for iq in iqs]
-    i_q = float(iqs[int(np.argmin(devs_q))])
-    dev_tab_soft = float(np.min(devs_q)) / i_fs
-    # held out: the tables rebuilt without the mixed combos, evaluated on them
+    i_q, k_c, dev_tab_soft = _knee_comp(i_d, u_sur, i_fs)
+    dev_tab_soft /= i_fs
+    # held out: the tables (and I_q, k_c) rebuilt without the mixed combos, evaluated on them
     mixed = [j for j, c in enumerate(combos) if c[0] not in (0, full, -full) and c[1] not in (0, full, -full)]
     dev_tab_soft_mixed = float("nan")
     if mixed:
+        rest = [j for j in allj if j not in mixed]
         tb_h, kc_h, _ = _code_tables(kind, combos, theta, [j for j in good if j not in mixed], t3)
-        dev_tab_soft_mixed = float(np.max(np.abs(i_d[mixed] - soft_relu(model(tb_h, kc_h, mixed)[1], i_q)))) / i_fs
+        iq_h, kcomp_h, _ = _knee_comp(i_d[rest], model(tb_h, kc_h, rest)[1], i_fs)
+        dev_tab_soft_mixed = float(np.max(np.abs(i_d[mixed] - surrogate_law(model(tb_h, kc_h, mixed)[1], iq_h,
+                                                                              kcomp_h)))) / i_fs
     off8 = [theta[j, 2] for j, c in enumerate(combos) if c[2] == half and fits[j] is not None]
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
     # output (port) conductance: the fitted dependence on the input whose code is 0 (d for cd = 0: d i_d/d vd;
@@ -350,6 +370,7 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
                    gain_additivity_rel=add_err, bias_table_resid_A=bias_resid,
                    theta3_spread_at_o8_A=float(np.ptp(off8)) if off8 else 0.0,
                    max_dev_table_model_pct_fs=100 * dev_tab, knee_current_A=i_q, theta3_cm_A=k_cm,
+                   compression_per_A=k_c,
                    max_dev_table_soft_pct_fs=100 * dev_tab_soft,
                    max_dev_table_soft_heldout_mixed_pct_fs=100 * dev_tab_soft_mixed,
                    kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
@@ -359,11 +380,13 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
                    supply_current_A={key(c): float(i_dd[j, n // 2, n // 2]) for j, c in enumerate(combos)})
     codetab = CodeTable(kind.name, corner, tabs, units={"g_s": "A/V", "g_d": "A/V", "bias": "A"},
                         meta=dict(bits=kind.bits, obits=kind.obits, G_s_A_per_V=G_s, G_d_A_per_V=G_d,
-                                  i_bias_unit_A=i_ub, knee_current_A=i_q, theta3_cm_A=k_cm, vcm_V=kind.vcm,
+                                  i_bias_unit_A=i_ub, knee_current_A=i_q, theta3_cm_A=k_cm,
+                                  compression_per_A=k_c, vcm_V=kind.vcm,
                                   law="i(s->d) = relu(g_s[cs] (vs-vcm) + g_d[cd] (vd-vcm) + bias[o]); "
                                       "signed gain codes: sign pin ngs/ngd = 1 for cs/cd < 0",
-                                  surrogate_law="soft_relu(u + theta3_cm_A (|cs| + |cd|) / 15, knee_current_A), "
-                                                "soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2",
+                                  surrogate_law="r - compression_per_A r^2, r = soft_relu(u + theta3_cm_A "
+                                                "(|cs| + |cd|) / 15, knee_current_A), soft_relu(u, I_q) = "
+                                                "(u + sqrt(u^2 + 4 I_q^2)) / 2",
                                   table_index="CellTable codes index the (cs, cd, o) triples in summary.combos",
                                   gain_note="g_s/g_d: sum of per-bit gains (per sign), least squares over the combos",
                                   bias_note="bias[o]: additive in the offset bits, at zero gain codes; the realized "

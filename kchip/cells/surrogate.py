@@ -105,9 +105,11 @@ class CellSurrogate(torch.nn.Module):
 
 class ReluLinSurrogate(torch.nn.Module):
     """L2 surrogate of the relu_lin cell from its code table (<corner>.json): the table law
-        i = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o] + k_cm (|cs| + |cd|) / 15, I_q),
+        r = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o] + k_cm (|cs| + |cd|) / 15, I_q),
+        i = r - k_c r^2,
     soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2 (the clamped rectifier's knee, I_q fitted per corner;
-    I_q = 0 gives the plain ReLU; k_cm = meta theta3_cm_A, the code-dependent part of theta3). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
+    I_q = 0 gives the plain ReLU; k_cm = meta theta3_cm_A, the code-dependent part of theta3; k_c = meta
+    compression_per_A, the output's compression at large currents). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
     Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
 
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
@@ -123,6 +125,7 @@ class ReluLinSurrogate(torch.nn.Module):
         self.v_cm = float(codetab.meta.get("vcm_V", 0.9))
         self.i_q = float(codetab.meta.get("knee_current_A", 0.0)) if smooth else 0.0
         self.k_cm = float(codetab.meta.get("theta3_cm_A", 0.0)) if smooth else 0.0
+        self.k_c = float(codetab.meta.get("compression_per_A", 0.0)) if smooth else 0.0
 
     @classmethod
     def from_json(cls, path, **kw) -> "ReluLinSurrogate":
@@ -136,8 +139,8 @@ class ReluLinSurrogate(torch.nn.Module):
         u = (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
              + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.bias[o - self.omin]
              + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
-        i = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
-        return i.to(vs.dtype)
+        r = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
+        return (r - self.k_c * r * r).to(vs.dtype)
 
     def law(self, i_u: float, v_u: float, v_cm: float = None):
         """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
