@@ -71,6 +71,10 @@ def test_enable_gates_and_dumps(sub):
         assert re.search(rf"^XDTB{i} tb{i} en vdd vdd ", t, re.M)
     assert re.search(r"^XBEA nc en bsa ", t, re.M) and re.search(r"^XBEB nk en bsb ", t, re.M)
     assert re.search(r"^XDBA bsa en vdd vdd ", t, re.M) and re.search(r"^XSK kd en vdd ", t, re.M)
+    # output: the y -> d pfet_lvt mirror reaches d only through a standard-V_T pfet switch (gate enb = not en)
+    assert re.search(r"^XPYDC yd vcp ", t, re.M) and re.search(r"^XSYD d enb yd vdd sky130_fd_pr__pfet_01v8 w=1 l=0.5$", t, re.M)
+    assert re.search(r"^XIEP enb en vdd vdd ", t, re.M) and re.search(r"^XIEN enb en vss vss ", t, re.M)
+    assert "SYD" not in L.relu_diff(load_pdk()).text
 
 
 def test_relu_diff_pins_unchanged():

@@ -111,8 +111,16 @@ def _rect_out(pdk: Pdk, p: dict, gates: list) -> list:
             lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** k))
     py = dict(p, w_p=p.get("w_py", p["w_p"]), l_p=p.get("l_py", p["l_p"]))
     miry = lambda *a: L._mirror(pdk, py, *a)
+    dsw = p.get("d_switch")
     lines += ["* pfet mirror y -> d", *miry("pfet", "PY", "y", "y", "vdd", True),
-              *miry("pfet", "PYD", "d", "y", "vdd", False)]
+              *miry("pfet", "PYD", "yd" if dsw else "d", "y", "vdd", False)]
+    if dsw:
+        # disabled: the pfet_lvt mirror leaks ~0.1 nA at V_SG = 0 (fs); a standard-V_T pfet switch (gate enb)
+        # between it and d cuts that (relu_lin only: relu_diff's text is unchanged without d_switch)
+        lines += ["* output switch at d (standard pfet, on while en = 1); enb = not en",
+                  f("pfet", "IEP", "enb", "en", "vdd", "vdd", 0.84, 0.15),
+                  f("nfet", "IEN", "enb", "en", "vss", "vss", 0.42, 0.15),
+                  f("pfet", "SYD", "d", "enb", "yd", "vdd", p.get("w_dsw", 2.0), p.get("l_dsw", p["l_sw"]))]
     ky = int(p.get("ky_units") or 0)
     if ky:
         # keep-alive: ky unit currents always flow through PY (y never floats up to vdd when the rectified

@@ -25,10 +25,14 @@ from ..pdk import Pdk
 from . import library as L
 from . import relu as R
 
-DEFAULTS = dict(R.DEFAULTS, tail_units=15, w_pu=2.0, l_pu=6.0, w_pcu=2.0, l_pcu=1.0, w_tg=0.42, l_tg=0.15)
+DEFAULTS = dict(R.DEFAULTS, tail_units=15, w_pu=2.0, l_pu=6.0, w_pcu=2.0, l_pcu=1.0, w_tg=0.42, l_tg=0.15,
+                d_switch=True, w_dsw=1.0, l_dsw=0.5)
 # tail_units 15 (relu_diff: 30): each pair sees only +-0.3 V, and the pairs' standing current, which X receives
 # from the A legs and gives back through the nbx mirror, left an offset at the knee (X low) of ~1 % of it per
 # pair at full code: 30 units -> +56 / +73 nA at (15, 15) / (-15, -15), 15 units -> +21 / +25 nA (tt).
+# d_switch: a standard-V_T pfet switch (w_dsw/l_dsw, gate enb from an internal inverter) between the y -> d
+# pfet_lvt mirror and d: disabled, that mirror leaked 130 pA into d at fs (0.2 % of I_unit) even with its
+# gates at vdd; with the switch (L = 0.5: at L = 0.15 it leaked 66-109 pA) < 0.1 pA.
 # w_pu/l_pu: unit pfet_lvt of the pair-side diodes (15 units) and magnitude legs (2^k units); w_pcu/l_pcu their
 # cascode units (gate vcp). w_tg/l_tg: sign-select transmission gates (nfet w_tg, pfet 2 w_tg).
 # The bias generator is kchip.cells.characterize.cell_bias("relu_lin") = relu_diff's (W/L 1/4 reference).
