@@ -159,17 +159,23 @@ def _knee_comp(i_d, u, i_fs):
     return best
 
 
-def _fit_lin(X, Y, i, i_min: float = 1e-9):
-    """Least squares i = relu(a X + b Y + c) -> (a, b, c); None if fewer than 3 points conduct."""
+def _fit_lin(X, Y, i, i_min: float = 1e-9, guess=None):
+    """Least squares i = relu(a X + b Y + c) -> (a, b, c); None if fewer than 3 points conduct. Started from the
+    linear fit of the conducting points and (if given) from `guess`; the better of the two is kept (a combo that
+    conducts at only a few grid points can end in a poor local minimum from the first)."""
     from scipy.optimize import least_squares
     on = i > max(0.01 * np.max(np.abs(i)), i_min)
     if on.sum() < 3:
         return None
     A = np.stack([X[on], Y[on], np.ones(on.sum())], 1)
-    x0 = np.linalg.lstsq(A, i[on], rcond=None)[0]
-    sc = np.abs(x0) + np.array([1e-8, 1e-8, 1e-8])
-    r = least_squares(lambda q: np.maximum(q[0] * X + q[1] * Y + q[2], 0) - i, x0=x0, x_scale=sc)
-    return tuple(float(v) for v in r.x)
+    starts = [np.linalg.lstsq(A, i[on], rcond=None)[0]] + ([np.asarray(guess, float)] if guess is not None else [])
+    best = None
+    for x0 in starts:
+        sc = np.abs(x0) + np.array([1e-8, 1e-8, 1e-8])
+        r = least_squares(lambda q: np.maximum(q[0] * X + q[1] * Y + q[2], 0) - i, x0=x0, x_scale=sc)
+        if best is None or r.cost < best.cost:
+            best = r
+    return tuple(float(v) for v in best.x)
 
 
 def char_relu_lin(pdk, kind, corner, n_mc, jobs=1):
@@ -285,13 +291,14 @@ def analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
     def ideal(q):       # q = (G_s, G_d, I_ub): the cell constants
         u = q[0] * cs[:, None, None] * X + q[1] * cd[:, None, None] * Y + (q[2] * orel)[:, None, None]
         return np.maximum(u, 0)
-    fits = [_fit_lin(X.ravel(), Y.ravel(), i_d[j].ravel()) for j in range(len(combos))]
     q0 = np.array([2.7e-6, 2.7e-6, 1.8e-7])
     ls = least_squares(lambda q: (ideal(q * q0) - i_d).ravel() / 1e-6, x0=[1, 1, 1])
     mm = minimize(lambda q: np.max(np.abs(ideal(q * q0) - i_d)), ls.x, method="Nelder-Mead",
                   options=dict(xatol=1e-5, fatol=1e-12, maxiter=4000))
     q = mm.x * q0
     G_s, G_d, i_ub = (float(v) for v in q)
+    fits = [_fit_lin(X.ravel(), Y.ravel(), i_d[j].ravel(), guess=(G_s * cs[j], G_d * cd[j], i_ub * orel[j]))
+            for j in range(len(combos))]
     nominal = ideal(q)
     i_fs = float(np.max(nominal))
     dev = float(np.max(np.abs(i_d - nominal))) / i_fs
