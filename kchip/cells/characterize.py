@@ -48,12 +48,16 @@ class CellKind:
     def subckt(self, pdk: Pdk, sign: int = 1) -> L.Subckt:
         if self.family == "tanh":
             return L.tanh_diff(pdk, sign=sign, bits=self.bits, **(self.design or {}))
+        if self.family == "relu_lin":       # signs are code bits of this cell (pins ngs, ngd), not wiring
+            from .relu_lin import relu_lin_subckt
+            return relu_lin_subckt(pdk, bits=self.bits, obits=self.obits, **(self.design or {}))
         return L.relu_diff(pdk, sign=sign, bits=self.bits, obits=self.obits, **(self.design or {}))
 
 
 KINDS: Dict[str, CellKind] = {
     "tanh_diff": CellKind("tanh_diff", family="tanh"),
     "relu_diff": CellKind("relu_diff", bits=4, obits=4, family="relu", step=0.05),
+    "relu_lin": CellKind("relu_lin", bits=4, obits=4, family="relu_lin", step=0.1),
 }
 
 
@@ -224,6 +228,9 @@ def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
     t0 = time.perf_counter()
     if kind.family == "tanh":
         summary, table, codetab = _char_tanh(pdk, kind, corner, n_mc, jobs)
+    elif kind.family == "relu_lin":
+        from .relu_lin import char_relu_lin
+        summary, table, codetab = char_relu_lin(pdk, kind, corner, n_mc, jobs)
     else:
         from .relu import char_relu
         summary, table, codetab = char_relu(pdk, kind, corner, n_mc, jobs)
@@ -370,6 +377,9 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     s = table.scalars
+    if kind.family == "relu_lin":
+        from .relu_lin import plot_relu_lin
+        return plot_relu_lin(kind, table, path)
     grid = table.vs
     mid = len(table.vd) // 2
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)

@@ -10,8 +10,8 @@
     2^bits - 1 unit devices; binary-weighted copies (magnitude code bits) sink code/(2^bits-1) of it from s,
     and the same through a cascoded pfet_lvt mirror into d;
   - enable by output steering (default): the cell stays biased; en routes the s legs to s (else vdd) and the
-    mirror output to d (else vss). enable="bias" gates the tails, bias legs, clamp and keep-alive instead
-    (slow: ~1.5 us to settle after en rises in a chip, docs/cells.md);
+    mirror output to d (else vss). enable="bias" gates the tails, bias legs, clamp and keep-alive instead,
+    with pfet dumps that keep the tails conducting (slow: ~1.5 us to settle after en rises, docs/cells.md);
   - while the net current is negative an nfet follower (gate vk from kc_bias) holds X just below
     conduction instead of letting it fall to 0 V, and a keep-alive unit current (cancelled at d) keeps the
     y -> d mirror on: no dead time at a knee crossing (the residual lag: kchip.cells.relu_transient).
@@ -33,7 +33,8 @@ DEFAULTS = dict(bits=4, obits=4, pair="nfet_lvt", w_in=16.0, l_in=1.0, pair_bulk
 # the characterized design (experiments: docs/cells.md). clamp: nfet follower (w_k/l_k, gate vk from kc_bias)
 # holds X just below the rectifier's conduction while the net current is negative; ky_units: keep-alive
 # current (unit nfets from vbn) through the y -> d pfet mirror, cancelled at d by a matched sink;
-# w_py/l_py: that mirror's main devices (the pair-side pfet mirrors use w_p/l_p).
+# w_py/l_py: that mirror's main devices (the pair-side pfet mirrors use w_p/l_p). enable: "output" (steer the
+# outputs, w_so the steering switches) or "bias" (gate the bias paths).
 
 
 def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> L.Subckt:
@@ -44,59 +45,86 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
     n, m = int(p["bits"]), int(p["obits"])
     name = name or f"kc_relu_diff_{'p' if sign > 0 else 'n'}{n}_{m}"
     ga, gb = ("s", "d") if sign > 0 else ("d", "s")
-    f = lambda *a, **k: L._fet(pdk, *a, **k)
     mir = lambda *a: L._mirror(pdk, p, *a)
-    res = pdk.device("res_xhigh")
-    rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
-    lr = p["r_deg"] / rs * wr
-    wu, lu = p["w_u"], p["l_u"]
-    ba, bb = ("sa", "sb") if p["pair_bulk"] == "source" else ("vss", "vss")
-    on = "en" if p["enable"] == "bias" else "vdd"      # gate of the bias-path switches
     lines = [f".subckt {name} {' '.join(L.edge_pins(n, m))}",
              f"* kchip relu_diff edge cell, sign {sign:+d}, {n}-bit gain, {m}-bit offset-binary bias",
-             "* degenerated pair (bulk = own source: isolated p-wells) with split tails",
-             f(p["pair"], "M1", "na", ga, "sa", ba, p["w_in"], p["l_in"]),
-             f(p["pair"], "M2", "nb", gb, "sb", bb, p["w_in"], p["l_in"]),
-             (f"XR sa sb vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
-              f"RDEG sa sb {p['r_deg']:.6g}"),
-             f("nfet", "SEA", "sa", on, "ta", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "SEB", "sb", on, "tb", "vss", p["w_sw"] * 4, p["l_sw"]),
-             f("nfet", "MTA", "ta", "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
-             f("nfet", "MTB", "tb", "vbn", "vss", "vss", wu, lu, m=p["tail_units"])]
-    if p["enable"] == "bias":
-        lines += ["* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0),",
-                  "* so that enabling the cell does not swing their drains and kick the shared bias lines",
-                  f("pfet", "DTA", "ta", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
-                  f("pfet", "DTB", "tb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
-    lines += [
+             *_pair(pdk, p, ga, gb),
              "* bias: offset-binary legs (2^k ub_units units, bit o_k) add to branch A, a fixed",
              "* 2^(obits-1) ub_units sink adds to branch B -> X gets (ocode - 2^(obits-1)) I_ub; same units, same",
              "* drain node kind (the pfet diodes), so the ratios are exact",
-             *_bias_legs(pdk, p, m, on)]
+             *_bias_legs(pdk, p, m)]
     lines += ["* pfet diodes; into X: I_A' - I_B'",
               *mir("pfet", "PA", "na", "na", "vdd", True), *mir("pfet", "PB", "nb", "nb", "vdd", True),
               *mir("pfet", "PAX", "x", "na", "vdd", False),
               *mir("pfet", "PBX", "nbx", "nb", "vdd", False),
               *mir("nfet", "NBX", "nbx", "nbx", "vss", True),
               *mir("nfet", "NBS", "x", "nbx", "vss", False),
-              "* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
-              f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
+              *_rect_out(pdk, p, [f"b{k}" for k in range(n)]),
+              f".ends {name}"]
+    return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
+
+
+def _pair(pdk: Pdk, p: dict, ga: str, gb: str, sfx: str = "") -> list:
+    """Degenerated nfet pair (gates ga, gb; drains na<sfx>, nb<sfx>) with split tails (shared by relu_diff and
+    relu_lin). enable="bias": the tails are en-gated and dumped into vdd while en = 0; "output": always on."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    res = pdk.device("res_xhigh")
+    rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
+    lr = p["r_deg"] / rs * wr
+    wu, lu = p["w_u"], p["l_u"]
+    na, nb, sa, sb, ta, tb = (x + sfx for x in ("na", "nb", "sa", "sb", "ta", "tb"))
+    ba, bb = (sa, sb) if p["pair_bulk"] == "source" else ("vss", "vss")
+    on = _on(p)
+    out = ["* degenerated pair (bulk = own source: isolated p-wells) with split tails",
+            f(p["pair"], f"M1{sfx}", na, ga, sa, ba, p["w_in"], p["l_in"]),
+            f(p["pair"], f"M2{sfx}", nb, gb, sb, bb, p["w_in"], p["l_in"]),
+            (f"XR{sfx} {sa} {sb} vss {res['name']} w={wr:g} l={lr:.2f}" if not p.get("r_ideal") else
+             f"RDEG{sfx} {sa} {sb} {p['r_deg']:.6g}"),
+            f("nfet", f"SEA{sfx}", sa, on, ta, "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", f"SEB{sfx}", sb, on, tb, "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", f"MTA{sfx}", ta, "vbn", "vss", "vss", wu, lu, m=p["tail_units"]),
+            f("nfet", f"MTB{sfx}", tb, "vbn", "vss", "vss", wu, lu, m=p["tail_units"])]
+    if on == "en":
+        out += ["* disabled: the tails (and bias legs) keep conducting, into vdd (pfet dumps on while en = 0), so",
+                "* that enabling the cell does not swing their drains and kick the shared bias lines",
+                f("pfet", f"DTA{sfx}", ta, "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
+                f("pfet", f"DTB{sfx}", tb, "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
+    return out
+
+
+def _on(p: dict) -> str:
+    """Gate net of the bias-path switches: en for enable="bias", vdd (always on) for enable="output"."""
+    if p.get("enable", "bias") not in ("bias", "output"):
+        raise ValueError(f"enable: {p.get('enable')!r} is not 'output' or 'bias'")
+    return "en" if p.get("enable", "bias") == "bias" else "vdd"
+
+
+def _rect_out(pdk: Pdk, p: dict, gates: list) -> list:
+    """Rectifier at X (diode nfet of 2^n - 1 units, n = len(gates)), X clamp, cascoded binary output legs
+    (leg k: 2^k units behind a switch with gate gates[k]) sinking from s and from y, y -> d pfet mirror and its
+    keep-alive (shared by relu_diff and relu_lin; relu_lin ties every leg gate to vdd: fixed full scale)."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    n = len(gates)
+    wu, lu = p["w_u"], p["l_u"]
+    on, steer = _on(p), p.get("enable", "bias") == "output"
+    lines = ["* rectifier: diode nfet of 2^bits-1 units at X (conducts only the positive part)",
+             f("nfet", "NR", "x", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** n - 1)]
     if p.get("clamp"):
         # the follower sources the negative net current into X, so X stays where NR carries I_q^2 / |I_net|
         # (I_q ~ 8 nA ~ 0.3 % FS, set by kc_bias) instead of falling to 0 V: no dead time at a knee crossing.
-        # Behind a switch SK (gate en for enable="bias", vdd for the output-steered cell).
+        # Behind a switch SK (gate en for enable="bias": en = 0 -> no current into X, X falls, the legs are off).
         lines += ["* clamp: nfet follower from vdd (gate vk) holds X just below conduction",
                   f("nfet", "SK", "kd", on, "vdd", "vss", p["w_sw"], p["l_sw"]),
                   f("nfet", "MK", "kd", "vk", "x", "vss", p["w_k"], p["l_k"])]
     # output legs (cascoded): sink code/(2^bits-1) of the rectified current from s, and from y (-> pfet
-    # mirror -> d). enable="bias": no enable switch here, en = 0 removes every current into X, so X falls and
-    # the legs are off; enable="output": the steering switches below.
-    legs = (("s", "S"), ("y", "Y")) if p["enable"] == "bias" else (("so", "S"), ("y", "Y"))
-    dout = "d" if p["enable"] == "bias" else "do"
-    if p["enable"] == "output":
-        # enable by output steering: the whole cell stays biased and settled; en connects the output legs to s
-        # and y, en = 0 hands their current to vdd instead (pfet dumps), so switching a cell on moves only
-        # these drains (docs/cells.md: the bias-gated cell needed ~1 us to settle after en rose)
+    # mirror -> d). enable="bias": no enable switch needed here, en = 0 removes every current into X, so X
+    # falls and the legs are off. enable="output": the steering switches below.
+    dout = "d"
+    if steer:
+        # enable by output steering: the whole cell stays biased and settled; en = 1 connects the s legs to s
+        # and the mirror output (after the keep-alive cancel sink) to d, en = 0 hands them to vdd / vss
+        # (docs/cells.md: the bias-gated cell needed ~1.5 us to settle after en rose in a chip)
+        dout = "do"
         lines += ["* output steering: the s legs sink from s while en = 1, from vdd while en = 0; the y -> d",
                   "* mirror output (minus the keep-alive) goes to d while en = 1, to vss while en = 0",
                   f("nfet", "ESO", "s", "en", "so", "vss", p["w_so"], p["l_sw"]),
@@ -105,32 +133,41 @@ def relu_diff_subckt(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> 
                   f("pfet", "IVP", "enb", "en", "vdd", "vdd", 2.0, p["l_sw"]),
                   f("pfet", "EDO", "d", "enb", "do", "vdd", 2 * p["w_so"], p["l_sw"]),
                   f("nfet", "DDO", "do", "enb", "vss", "vss", p["w_so"], p["l_sw"])]
-    for tgt, tag in legs:
+    for tgt, tag in ((("so" if steer else "s"), "S"), ("y", "Y")):
         for k in range(n):
             top = f"o{tag}{k}c"
             lines.append(f("nfet", f"O{tag}C{k}", tgt, "vcn", top, "vss", p["w_oc"], p["l_nc"], m=2 ** k))
-            lines.append(f("nfet", f"O{tag}S{k}", top, f"b{k}", f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
+            lines.append(f("nfet", f"O{tag}S{k}", top, gates[k], f"o{tag}u{k}", "vss", p["w_sw"], p["l_sw"], m=2 ** k))
             lines.append(f("nfet", f"O{tag}U{k}", f"o{tag}u{k}", "x", "vss", "vss", p["w_o"], p["l_o"], m=2 ** k))
     py = dict(p, w_p=p.get("w_py", p["w_p"]), l_p=p.get("l_py", p["l_p"]))
     miry = lambda *a: L._mirror(pdk, py, *a)
+    dsw = p.get("d_switch") and not steer
     lines += ["* pfet mirror y -> d", *miry("pfet", "PY", "y", "y", "vdd", True),
-              *miry("pfet", "PYD", dout, "y", "vdd", False)]
+              *miry("pfet", "PYD", "yd" if dsw else dout, "y", "vdd", False)]
+    if dsw:
+        # disabled: the pfet_lvt mirror leaks ~0.1 nA at V_SG = 0 (fs); a standard-V_T pfet switch (gate enb)
+        # between it and d cuts that (relu_lin only: relu_diff's text is unchanged without d_switch)
+        lines += ["* output switch at d (standard pfet, on while en = 1); enb = not en",
+                  f("pfet", "IEP", "enb", "en", "vdd", "vdd", 0.84, 0.15),
+                  f("nfet", "IEN", "enb", "en", "vss", "vss", 0.42, 0.15),
+                  f("pfet", "SYD", "d", "enb", "yd", "vdd", p.get("w_dsw", 2.0), p.get("l_dsw", p["l_sw"]))]
     ky = int(p.get("ky_units") or 0)
     if ky:
         # keep-alive: ky unit currents always flow through PY (y never floats up to vdd when the rectified
         # current is zero: no dead time there either); PYD copies them into d, where a matched sink removes them
-        lines += ["* keep-alive of the y mirror (ky units from vbn, cascoded), cancelled at d (before EDO)",
+        lines += ["* keep-alive of the y mirror (ky units from vbn, cascoded), cancelled at d",
                   f("nfet", "KYC", "y", "vcn", "kyq", "vss", p["w_oc"], p["l_nc"], m=ky),
                   f("nfet", "KYS", "kyq", on, "kyu", "vss", p["w_sw"], p["l_sw"], m=ky),
                   f("nfet", "KYU", "kyu", "vbn", "vss", "vss", wu, lu, m=ky),
                   f("nfet", "KDC", dout, "vcn", "kdq", "vss", p["w_oc"], p["l_nc"], m=ky),
                   f("nfet", "KDS", "kdq", on, "kdu", "vss", p["w_sw"], p["l_sw"], m=ky),
                   f("nfet", "KDU", "kdu", "vbn", "vss", "vss", wu, lu, m=ky)]
-    lines += [f".ends {name}"]
-    return L.Subckt(name, L.edge_pins(n, m), "\n".join(lines), p)
+    return lines
 
 
-def _bias_legs(pdk: Pdk, p: dict, m: int, on: str = "en") -> list:
+def _bias_legs(pdk: Pdk, p: dict, m: int, na: str = "na", nb: str = "nb") -> list:
+    """Offset-binary bias DAC: legs (bit o_k, 2^k ub_units units, cascoded) sink o I_ub from node na, a fixed
+    2^(m-1) ub_units sink takes from node nb; enable="bias": both en-gated, dumped into vdd while en = 0."""
     f = lambda *a, **k: L._fet(pdk, *a, **k)
     wu, lu, ub = p["w_u"], p["l_u"], int(p["ub_units"])
     casc = p.get("bias_cascode")
@@ -145,9 +182,9 @@ def _bias_legs(pdk: Pdk, p: dict, m: int, on: str = "en") -> list:
     if casc:
         out.append(f("nfet", "BKC", "bsb", "vcn", "bkq", "vss", p["w_oc"], p["l_nc"], m=ub * half))
     out += [f("nfet", "BK", "bkq" if casc else "bsb", "vbn", "vss", "vss", wu, lu, m=ub * half),
-            f("nfet", "BEA", "na", on, "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
-            f("nfet", "BEB", "nb", on, "bsb", "vss", p["w_sw"] * 4, p["l_sw"])]
-    if on == "en":          # bias-gated enable: the legs dump into vdd while disabled (no kick on vbn)
+            f("nfet", "BEA", na, _on(p), "bsa", "vss", p["w_sw"] * 4, p["l_sw"]),
+            f("nfet", "BEB", nb, _on(p), "bsb", "vss", p["w_sw"] * 4, p["l_sw"])]
+    if _on(p) == "en":
         out += [f("pfet", "DBA", "bsa", "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
                 f("pfet", "DBB", "bsb", "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
     return out

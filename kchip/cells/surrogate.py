@@ -101,3 +101,53 @@ class CellSurrogate(torch.nn.Module):
                 codes = codes[0]
             return self.current_hw(codes, v_cm + v_u * vs, v_cm + v_u * vd) / i_u
         return fn
+
+
+class ReluLinSurrogate(torch.nn.Module):
+    """L2 surrogate of the relu_lin cell from its code table (<corner>.json): the table law
+        r = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o] + k_cm (|cs| + |cd|) / 15, I_q),
+        i = r - k_c r^2,
+    soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2 (the clamped rectifier's knee, I_q fitted per corner;
+    I_q = 0 gives the plain ReLU; k_cm = meta theta3_cm_A, the code-dependent part of theta3; k_c = meta
+    compression_per_A, the output's compression at large currents). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
+    Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
+
+    def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
+        super().__init__()
+        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+        self.cell, self.corner = codetab.cell, codetab.corner
+        gs, gd, b = (codetab.params[k] for k in ("g_s", "g_d", "bias"))
+        self.kmax = int(np.max(gs.codes))
+        for nm, cp in (("gs", gs), ("gd", gd), ("bias", b)):
+            order = np.argsort(cp.codes)
+            self.register_buffer(nm, f(cp.values[order]))
+        self.omin = int(np.min(b.codes))
+        self.v_cm = float(codetab.meta.get("vcm_V", 0.9))
+        self.i_q = float(codetab.meta.get("knee_current_A", 0.0)) if smooth else 0.0
+        self.k_cm = float(codetab.meta.get("theta3_cm_A", 0.0)) if smooth else 0.0
+        self.k_c = float(codetab.meta.get("compression_per_A", 0.0)) if smooth else 0.0
+
+    @classmethod
+    def from_json(cls, path, **kw) -> "ReluLinSurrogate":
+        return cls(CodeTable.from_json(path), **kw)
+
+    def current_hw(self, cs, cd, o, vs, vd):
+        """Current (A) from s into d; cs, cd, o integer tensors broadcastable to vs (volts)."""
+        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
+        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
+            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
+        u = (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
+             + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.bias[o - self.omin]
+             + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
+        r = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
+        return (r - self.k_c * r * r).to(vs.dtype)
+
+    def law(self, i_u: float, v_u: float, v_cm: float = None):
+        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
+        vc = self.v_cm if v_cm is None else v_cm
+
+        def fn(codes, vs, vd):
+            c = torch.round(torch.as_tensor(codes)).long()
+            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
+            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
+        return fn

@@ -169,7 +169,9 @@ def nearest_torch(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 # Parameters without an entry here (tanh_diff "amp": the law's amplitude is I_u itself; tanh_diff "offset" in
 # volts: the law's offset is the product slope x offset) keep the ideal tables.
 _CELLS_PARAM_MAP = {("relu_diff", "gain", "A/V"): "gain", ("relu_diff", "gain", "S"): "gain",
-                    ("relu_diff", "bias", "A"): "bias", ("tanh_diff", "slope", "1/V"): "slope"}
+                    ("relu_diff", "bias", "A"): "bias", ("tanh_diff", "slope", "1/V"): "slope",
+                    ("relu_lin", "g_s", "A/V"): "g_s", ("relu_lin", "g_d", "A/V"): "g_d",
+                    ("relu_lin", "bias", "A"): "bias"}
 
 
 def from_cells_table(ct, bits: int = None, ignored: list = None) -> Dict[str, "CodeTable"]:
