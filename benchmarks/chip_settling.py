@@ -5,7 +5,7 @@
 Builds a testbench around `kchip_core` of a `kchip netlist --level transistor` deck: the load switches hold
 every node at the input row's voltages (non-input nodes at V_cm), en_0 steps 0 -> 1.8 V at t = 0.1 us, and the
 current each node's driver delivers (= the net cell current out of the node) is printed at several instants
-after the step, next to its final value. Used in docs/cells.md / docs/netlist.md to compare the bias-gated
+after the step. Used in docs/cells.md / docs/netlist.md to compare the bias-gated
 relu_diff cell (~1.5 us to settle) with the output-steered one (~0.2 us).
 """
 from __future__ import annotations
@@ -25,7 +25,8 @@ PROBES = (0.05e-6, 0.1e-6, 0.2e-6, 0.4e-6, 0.7e-6, 1.1e-6, 1.9e-6)    # after th
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("deck"), ap.add_argument("spec"), ap.add_argument("inputs")
+    for name in ("deck", "spec", "inputs"):
+        ap.add_argument(name)
     ap.add_argument("--row", type=int, default=0)
     ap.add_argument("--t-end", type=float, default=2.1e-6)
     a = ap.parse_args()
@@ -49,11 +50,11 @@ def main() -> None:
               ".save " + " ".join(f"i(vin{j})" for j in range(1, n + 1)), ".end"]
     r = run_deck("\n".join(lines), cell="chip", point="settling after enable", timeout=7200).plots[0]
     t = r["time"]
-    print("node  current [nA] at " + "  ".join(f"{p * 1e6:.2f}" for p in PROBES) + " us after the step; final")
+    print("node  current [nA] at " + "  ".join(f"{p * 1e6:.2f}" for p in PROBES) + " us after the step")
     for j in range(1, n + 1):
         i = r[f"i(vin{j})"]
         row = " ".join(f"{np.interp(T_STEP + p, t, i) * 1e9:8.1f}" for p in PROBES)
-        print(f"{j:4d}  {row}  {i[-1] * 1e9:8.1f}")
+        print(f"{j:4d}  {row}")
 
 
 if __name__ == "__main__":
