@@ -10,7 +10,8 @@ import torch
 
 from kchip.cells import library as L
 from kchip.cells.characterize import KINDS
-from kchip.cells.relu_lin import _combos_lin, analyze_relu_lin, lin_pins, relu_lin_subckt
+from kchip.cells.relu_lin import _combos_lin, lin_pins, relu_lin_subckt
+from kchip.cells.relu_lin_analysis import analyze_relu_lin
 from kchip.pdk import load_pdk
 
 ROOT = Path(__file__).resolve().parents[1] / "characterization" / "relu_lin"

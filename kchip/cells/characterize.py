@@ -378,7 +378,7 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
     import matplotlib.pyplot as plt
     s = table.scalars
     if kind.family == "relu_lin":
-        from .relu_lin import plot_relu_lin
+        from .relu_lin_analysis import plot_relu_lin
         return plot_relu_lin(kind, table, path)
     grid = table.vs
     mid = len(table.vd) // 2

@@ -34,7 +34,7 @@ def _run(args) -> int:
             out = Path(args.out) / c if args.out else None
             if args.reanalyze:
                 from .relu import reanalyze_relu
-                from .relu_lin import reanalyze_relu_lin
+                from .relu_lin_analysis import reanalyze_relu_lin
                 fam = KINDS[c].family
                 s = (reanalyze_relu(k, out) if fam == "relu" else reanalyze_relu_lin(k, out) if fam == "relu_lin"
                      else reanalyze(c, k, out))
