@@ -150,13 +150,6 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     # below 1 % of the load phase (0.05 T)
     sw = L.tgate(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
     inv = L.inverter(pdk)
-    n_s: Dict[int, int] = {}
-    n_d: Dict[int, int] = {}
-    for e in rep["edges"]:
-        if e["code"]:
-            n_s[e["src"]] = n_s.get(e["src"], 0) + 1
-            n_d[e["dst"]] = n_d.get(e["dst"], 0) + 1
-    pins = PIN_CAP_F["relu_diff"]
     lines = [f".subckt kchip_core {' '.join(core_ports(spec))}",
              f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
              f"V_u={rep['v_u']:.6g} V, I_u={rep['i_u']:.6g} A, C={rep['c_f']:.6g} F, tau={rep['tau_s']:.6g} s",
@@ -164,22 +157,8 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
              "* complements of the switch controls (transmission gates)",
              f"XIld ld ldb vdd 0 {inv.name}", *[f"XIrst{n.index} rst_{n.index} rstb_{n.index} vdd 0 {inv.name}"
                                                for n in spec.nodes],
-             "* node capacitors (MIM, minus the cells' pin capacitance), load and reset switches, output S/H"]
-    caps = {}
-    for n in spec.nodes:
-        j = n.index
-        c_par = n_s.get(j, 0) * pins["s"] + n_d.get(j, 0) * pins["d"]
-        c_mim = rep["c_f"] - c_par
-        if c_mim <= 0:
-            raise ValueError(f"node {j}: the cells' pin capacitance {c_par:.3g} F exceeds C = {rep['c_f']:.3g} F; "
-                             f"raise the latency target")
-        caps[j] = c_mim
-        cap = L.node_cap(pdk, c_mim, name=f"kc_cap_n{j}")
-        lines += [cap.text, f"XC{j} n{j} 0 {cap.name}",
-                  f"XSL{j} n{j} in_{j} ld ldb vdd 0 {sw.name}", f"XSR{j} n{j} vcm rst_{j} rstb_{j} vdd 0 {sw.name}",
-                  f"E_buf{j} buf{j} 0 n{j} 0 1", f"S_sample{j} buf{j} out_{j} smp 0 sw_ideal",
-                  f"C_hold{j} out_{j} 0 100f"]
-    rep["node_cap_mim_f"] = caps
+             "* node capacitors (MIM, minus the cells' pin capacitance), load and reset switches, output S/H",
+             *_node_lines(spec, rep, pdk, sw.name)]
     skipped = []
     for e in rep["edges"]:
         tag = f"X_p{e['period']}_e{e['id']}_n{e['src']}_n{e['dst']}"
@@ -202,6 +181,35 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
                       ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
                       "* ---- the chip ----", *lines]) + "\n"
     return body, rep
+
+
+def _node_lines(spec: ChipSpec, rep: Dict, pdk, switch: str) -> List[str]:
+    """Per node: its MIM capacitor (C minus the pin capacitance of the instantiated cells on it, recorded in
+    rep["node_cap_mim_f"]), load and reset transmission gates, and the sample-and-hold instrument."""
+    from kchip.cells import library as L
+    pins = PIN_CAP_F["relu_diff"]
+    n_s: Dict[int, int] = {}
+    n_d: Dict[int, int] = {}
+    for e in rep["edges"]:
+        if e["code"]:
+            n_s[e["src"]] = n_s.get(e["src"], 0) + 1
+            n_d[e["dst"]] = n_d.get(e["dst"], 0) + 1
+    lines, caps = [], {}
+    for n in spec.nodes:
+        j = n.index
+        c_par = n_s.get(j, 0) * pins["s"] + n_d.get(j, 0) * pins["d"]
+        c_mim = rep["c_f"] - c_par
+        if c_mim <= 0:
+            raise ValueError(f"node {j}: the cells' pin capacitance {c_par:.3g} F exceeds C = {rep['c_f']:.3g} F; "
+                             f"raise the latency target")
+        caps[j] = c_mim
+        cap = L.node_cap(pdk, c_mim, name=f"kc_cap_n{j}")
+        lines += [cap.text, f"XC{j} n{j} 0 {cap.name}",
+                  f"XSL{j} n{j} in_{j} ld ldb vdd 0 {switch}", f"XSR{j} n{j} vcm rst_{j} rstb_{j} vdd 0 {switch}",
+                  f"E_buf{j} buf{j} 0 n{j} 0 1", f"S_sample{j} buf{j} out_{j} smp 0 sw_ideal",
+                  f"C_hold{j} out_{j} 0 100f"]
+    rep["node_cap_mim_f"] = caps
+    return lines
 
 
 def cell_level_spec(spec: ChipSpec, rep: Dict) -> ChipSpec:
