@@ -152,9 +152,9 @@ def test_transistor_level_refuses_laws_without_a_cell():
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
 @pytest.mark.parametrize("control", ["sequencer", "ideal"])
 def test_transistor_chip_follows_its_L2_model(tmp_path, control):
-    """3 nodes, 5 relu_diff cells at tt, 2 inferences in one ngspice run (sequencer: ~1.5 min): the chip's
-    outputs are within 0.03 SW units of the L2 model built from the cells' measured tables (measured 0.013 with
-    the standard-cell sequencer, 0.008 with testbench control), whichever drives the control."""
+    """3 nodes, 5 relu_diff cells at tt, 2 inferences in one ngspice run (sequencer: ~30 s): the chip's
+    outputs are within 0.03 SW units of the L2 model built from the cells' measured tables (measured 0.011 with
+    the standard-cell sequencer, 0.009 with testbench control), whichever drives the control."""
     from kchip.sim.simulate import simulate
     spec = _stable_spec()
     rep = {}
