@@ -155,6 +155,31 @@ def sequencer_subckt(spec: ChipSpec, t_clk: float, load_cycles: int = 1, hold_cy
     return text, pl
 
 
+def inference_frame(t_clk: float, n_flops: int) -> Tuple[float, float]:
+    """(t_edge0, t_inf) of a sequencer driven by `drive_sources`: the rising clock edge that loads inference 0's
+    token into flop 0 (the first edge after the power-on reset releases), and the time per inference (its
+    n_flops slots plus the idle cycle in which the next start pulse is high)."""
+    return 2 * t_clk, (n_flops + 1) * t_clk
+
+
+def drive_sources(t_clk: float, n_flops: int, inferences: int, hi: float, direction: str = "forward"
+                  ) -> Tuple[List[str], List[float]]:
+    """Testbench sources of a sequencer: clock (edges t_clk / 100), power-on `resetb` (low for the first half
+    cycle), one start pulse per inference (one clock wide, centred on the edge that loads the token), `dir`.
+    Returns (SPICE lines, the loading edge of each inference)."""
+    tr = t_clk / 100
+    t_edge0, t_inf = inference_frame(t_clk, n_flops)
+    t0 = [t_edge0 + i * t_inf for i in range(inferences)]
+    start = ["0 0"]
+    for t in t0:
+        a = t - t_clk / 2
+        start += [f"{a:.9e} 0", f"{a + tr:.9e} {hi}", f"{a + t_clk:.9e} {hi}", f"{a + t_clk + tr:.9e} 0"]
+    return [f"Vclk clk 0 PULSE(0 {hi} {t_clk - tr / 2:.9e} {tr:.6e} {tr:.6e} {t_clk / 2 - tr:.9e} {t_clk:.9e})",
+            f"Vstart start 0 PWL({' '.join(start)})",
+            f"Vrst resetb 0 PWL(0 0 {t_clk / 2:.9e} 0 {t_clk / 2 + tr:.9e} {hi})",
+            f"Vdir dir 0 {hi if direction == 'reverse' else 0}"], t0
+
+
 def sequencer_deck(spec: ChipSpec, t_clk: float, direction: str = "forward", pdk=None, corner: str = "tt",
                    inferences: int = 1) -> Tuple[str, SeqPlan, Dict]:
     """A transistor-level testbench of the sequencer alone: sky130 models + standard cells, clock, a start
@@ -164,23 +189,15 @@ def sequencer_deck(spec: ChipSpec, t_clk: float, direction: str = "forward", pdk
     pdk = pdk or load_pdk()
     sub, pl = sequencer_subckt(spec, t_clk)
     vdd = pdk.vdd
-    tr = t_clk / 100
     per_inf = pl.n_flops + 1                       # cycles per inference (start cycle included)
-    t_edge0 = 2 * t_clk                            # first rising edge after the reset releases
-    start_pts = ["0 0"]
-    for i in range(inferences):
-        t = t_edge0 + i * per_inf * t_clk - t_clk / 2          # start high around the loading edge
-        start_pts += [f"{t:.6e} 0", f"{t + tr:.6e} {vdd}", f"{t + t_clk:.6e} {vdd}", f"{t + t_clk + tr:.6e} 0"]
+    t_edge0, _ = inference_frame(t_clk, pl.n_flops)
+    drive, _ = drive_sources(t_clk, pl.n_flops, inferences, vdd, direction)
     d, n = len(spec.periods), spec.num_nodes
     outs = ["ld", "smp"] + [f"en_{k}" for k in range(d)] + [f"rst_{j}" for j in range(1, n + 1)]
     t_stop = t_edge0 + inferences * per_inf * t_clk + t_clk
     lines = ["* kchip sequencer testbench", pdk.model_include(corner, trimmed=False)]
     lines += [f".include {pdk.stdcell_spice(c)}" for c in CELLS]
-    lines += [sub, f"Vdd VPWR 0 {vdd}", "Vss VGND 0 0",
-              f"Vclk clk 0 PULSE(0 {vdd} {t_clk - tr / 2:.6e} {tr:.6e} {tr:.6e} {t_clk / 2 - tr:.6e} {t_clk:.6e})",
-              f"Vstart start 0 PWL({' '.join(start_pts)})",
-              f"Vrst resetb 0 PWL(0 0 {t_clk / 2:.6e} 0 {t_clk / 2 + tr:.6e} {vdd})",
-              f"Vdir dir 0 {vdd if direction == 'reverse' else 0}",
+    lines += [sub, f"Vdd VPWR 0 {vdd}", "Vss VGND 0 0", *drive,
               f"Xseq clk start resetb dir {' '.join(outs)} VPWR VGND kchip_seq",
               f".tran {t_clk / 200:.6e} {t_stop:.6e}",
               ".save " + " ".join(f"v({o})" for o in outs), ".end"]

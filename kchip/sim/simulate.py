@@ -21,6 +21,7 @@ import numpy as np
 from kchip.netlist import read_header, spec_digest
 from kchip.netlist.ideal import LOGIC_HIGH
 from kchip.netlist.schedule import Schedule, build_schedule
+from kchip.netlist.sequencer import drive_sources
 from kchip.quantize.chipspec import ChipSpec
 
 from .ngspice import NgspiceError, run_deck
@@ -140,18 +141,10 @@ def _testbench_sequencer(head: Dict, deck_path: Path, spec: ChipSpec, x: np.ndar
     t_clk, n_fl = float(tim["t_clk"]), int(tim["n_flops"])
     hi = float(head.get("logic_high", LOGIC_HIGH))
     outs = build_schedule(spec, direction, x.shape[1]).outputs      # (validates the input width)
-    n_in, tr = x.shape[0], t_clk / 100
-    per_inf = (n_fl + 1) * t_clk
-    t0 = [2 * t_clk + i * per_inf for i in range(n_in)]
-    start = [(0.0, 0.0)]
-    for t in t0:
-        start += [(t - t_clk / 2, 0.0), (t - t_clk / 2 + tr, hi), (t + t_clk / 2, hi), (t + t_clk / 2 + tr, 0.0)]
+    n_in = x.shape[0]
+    drive, t0 = drive_sources(t_clk, n_fl, n_in, hi, direction)
     lines = [f"* kchip testbench (sequencer control): {n_in} inferences, {direction}",
-             f".include {deck_path.resolve()}", options, *_supplies(head, spec),
-             f"Vclk clk 0 PULSE(0 {hi} {t_clk - tr / 2:.9e} {tr:.6e} {tr:.6e} {t_clk / 2 - tr:.9e} {t_clk:.9e})",
-             f"Vstart start 0 {_pwl(start)}",
-             f"Vrstb resetb 0 PWL(0 0 {t_clk / 2:.9e} 0 {t_clk / 2 + tr:.9e} {hi})",
-             f"Vdirl dir 0 {hi if direction == 'reverse' else 0}"]
+             f".include {deck_path.resolve()}", options, *_supplies(head, spec), *drive]
     for j in range(1, spec.num_nodes + 1):
         col = j - 1
         if col < x.shape[1]:

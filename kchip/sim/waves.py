@@ -18,8 +18,8 @@ def _node(j: int, head: Optional[Dict]) -> str:
 def _frame(spec: ChipSpec, head: Optional[Dict], direction: str) -> Tuple[float, float]:
     """(start of inference 0, time per inference) of the testbench (`kchip.sim.simulate`)."""
     if head and head.get("control") == "sequencer":
-        t_clk, n = float(head["sequencer"]["t_clk"]), int(head["sequencer"]["n_flops"])
-        return 2 * t_clk, (n + 1) * t_clk
+        from kchip.netlist.sequencer import inference_frame
+        return inference_frame(float(head["sequencer"]["t_clk"]), int(head["sequencer"]["n_flops"]))
     return 0.0, build_schedule(spec, direction, 1).t_inference
 
 
