@@ -87,6 +87,11 @@ class ReluCellModel:
         return ci, oi, float(g[ci, oi]), float(b[ci, oi]), float(err[ci, oi])
 
 
+def full_gain_unit_current(model: ReluCellModel, v_u: float, theta1_abs_max: float) -> float:
+    """I_u that puts the largest |theta1| on the cell's full gain: I_u = G[full] V_u / max|theta1|."""
+    return float(model.gain[-1] * v_u / max(theta1_abs_max, 1e-30))
+
+
 def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional[float] = None) -> Dict:
     """Cell codes for every edge; returns {"i_u", "c_f", "edges": [...], "clipped", "max_err_A"}."""
     laws = {p.law for p in spec.periods}
@@ -99,7 +104,7 @@ def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional
     th1 = np.array([e.values[1] for e in spec.edges])
     th0 = np.array([e.values[0] for e in spec.edges])
     if i_u is None:
-        i_u = float(model.gain[-1] * s.v_u / max(np.max(np.abs(th1)), 1e-30))
+        i_u = full_gain_unit_current(model, s.v_u, float(np.max(np.abs(th1))))
     c_f = s.tau_s * i_u / s.v_u
     edges, clipped, worst = [], 0, 0.0
     for e, t1, t0 in zip(spec.edges, th1, th0):

@@ -95,25 +95,19 @@ class XYTask:
         return ((model(batch[0], **self.solver) - batch[1]) ** 2).mean()
 
 
-def cell_unit_current(model: KirchhoffNet, cell_model, v_u: float) -> float:
-    """I_u that puts the model's largest |theta1| on the cell's full gain (the rule of
-    `kchip.netlist.transistor.realize`): I_u = G[full] V_u / max|theta1|."""
-    t1 = max(float(p.param.detach()[1].abs().max()) for p in model.periods)
-    return float(cell_model.gain[-1] * v_u / max(t1, 1e-30))
-
-
 def flow_cell_aware(model: KirchhoffNet, v_u: float, data, cfg: dict, log=None):
     """The flow's `quantize.cell_aware` step: fine-tune `model` onto the relu_diff cell grid of the measured
     tables at `cfg['corner']` (default tt). Returns (tuned model, report)."""
     import time
     from kchip.cells.tables import CodeTable
-    from kchip.netlist.transistor import ReluCellModel, cell_table_path
+    from kchip.netlist.transistor import ReluCellModel, cell_table_path, full_gain_unit_current
     unknown = sorted(set(cfg) - {"corner", "epochs", "lr", "batch", "seed", "dv_range_v", "rk4_steps"})
     if unknown:
         raise ValueError(f"flow.yaml: quantize.cell_aware.{unknown[0]}: unknown setting")
     corner = cfg.get("corner", "tt")
     cell = ReluCellModel.from_table(CodeTable.from_json(cell_table_path("relu_diff", corner)))
-    i_u = cell_unit_current(model, cell, v_u)
+    # the netlister's rule (`realize`), so that the tuned grid is the one the chip is built on
+    i_u = full_gain_unit_current(cell, v_u, max(float(p.param.detach()[1].abs().max()) for p in model.periods))
     dvr = float(cfg.get("dv_range_v", 0.6))
     # training solver: fixed-step rk4, 10 steps per unit of SW time by default (several times faster per epoch
     # than the adaptive default under load); the reported test MSEs use the model's own adaptive solver
