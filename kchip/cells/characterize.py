@@ -402,10 +402,17 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
         b = (cb[:, 1] - half) * s["i_bias_unit_A"]
         ideal = a[:, None, None] * np.maximum(s["gain_G0_A_per_V"] * (VS - VD)[None] + b[:, None, None], 0)
     dev = np.max(np.abs(table.i_d - ideal), axis=0) / s.get("i_fs_A", kind.i_fs) * 100
-    im = ax[1].imshow(dev, origin="lower", extent=[grid[0], grid[-1], table.vd[0], table.vd[-1]], aspect="auto")
-    fig.colorbar(im, ax=ax[1], label="max over codes |I - ideal| [% FS]")
-    ax[1].set_xlabel("vs [V]"); ax[1].set_ylabel("vd [V]")
-    ax[1].set_title(f"deviation, max {s['max_dev_pct_fs']:.2f} % FS")
+    save_deviation_plot(fig, ax[1], dev, grid, table.vd, s["max_dev_pct_fs"], path)
+
+
+def save_deviation_plot(fig, ax, dev, vs, vd, max_dev_pct: float, path) -> None:
+    """Last panel of a cell's characterization plot (the map of max over codes |I - ideal| in % FS over
+    vs x vd), then save and close the figure (shared by every cell kind's plot)."""
+    import matplotlib.pyplot as plt
+    im = ax.imshow(dev, origin="lower", extent=[vs[0], vs[-1], vd[0], vd[-1]], aspect="auto")
+    fig.colorbar(im, ax=ax, label="max over codes |I - ideal| [% FS]")
+    ax.set_xlabel("vs [V]"); ax.set_ylabel("vd [V]")
+    ax.set_title(f"deviation, max {max_dev_pct:.2f} % FS")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

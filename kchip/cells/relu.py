@@ -275,21 +275,30 @@ def mismatch_relu(pdk, kind, corner, n_mc, jobs=1) -> dict:
     dc, wall, _ = _split_run(head, insts, f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", max(1, jobs),
                              lambda tag, c, o: _inst(kind, sub, tag, c, o),
                              cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
-    dv = np.linspace(0.0, hi - lo, npts)
+    sig_g, sig_off = mismatch_sigmas(dc, combos, n_mc, np.linspace(0.0, hi - lo, npts),
+                                     lambda c, m: f"i(vmdc{c[0]}o{c[1]}m{m})")
+    return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_gain_rel=sig_g, sigma_offset_V=sig_off,
+                wall_s_mc=wall)
+
+
+def mismatch_sigmas(dc, combos, n_mc: int, dv, vector):
+    """Per combo, over its n_mc mismatch copies: the line fitted to the conducting points (> 2 % of the peak) of
+    the output current vs the swept input dv -> (sigma of the gain relative to its mean, sigma of the
+    input-referred offset -b/g in V), keyed "c0,c1,..."; NaN with fewer than 3 usable copies. `vector(c, m)` is
+    the name of copy m's current vector in `dc` (shared by relu_diff and relu_lin)."""
     sig_g, sig_off = {}, {}
-    for c, o in combos:
+    for c in combos:
         g, off = [], []
         for m in range(n_mc):
-            i = np.asarray(dc[f"i(vmdc{c}o{o}m{m})"])
+            i = np.asarray(dc[vector(c, m)])
             on = i > 0.02 * np.max(i)
             if on.sum() >= 3:
                 pg = np.polyfit(dv[on], i[on], 1)
                 g.append(pg[0]); off.append(-pg[1] / pg[0])
-        key = f"{c},{o}"
+        key = ",".join(str(x) for x in c)
         sig_g[key] = float(np.std(g, ddof=1) / np.mean(g)) if len(g) > 2 else float("nan")
         sig_off[key] = float(np.std(off, ddof=1)) if len(off) > 2 else float("nan")
-    return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_gain_rel=sig_g, sigma_offset_V=sig_off,
-                wall_s_mc=wall)
+    return sig_g, sig_off
 
 
 def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub):

@@ -216,18 +216,7 @@ def mismatch_lin(pdk, kind, corner, n_mc, jobs=1) -> dict:
         return _swap_sd(out, tag) if cd else out       # the sweep goes to d, s held at v_cm
     dc, wall, _ = R._split_run(head, insts, f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", max(1, jobs),
                                lines, cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
-    dv = np.linspace(0.0, hi - lo, npts)
-    sig_g, sig_off = {}, {}
-    for c in combos:
-        g, off = [], []
-        for m in range(n_mc):
-            i = np.asarray(dc[f"i(vmd{_tag(*c)}m{m})"])
-            on = i > 0.02 * np.max(i)
-            if on.sum() >= 3:
-                pg = np.polyfit(dv[on], i[on], 1)
-                g.append(pg[0]); off.append(-pg[1] / pg[0])
-        key = ",".join(str(x) for x in c)
-        sig_g[key] = float(np.std(g, ddof=1) / np.mean(g)) if len(g) > 2 else float("nan")
-        sig_off[key] = float(np.std(off, ddof=1)) if len(off) > 2 else float("nan")
+    sig_g, sig_off = R.mismatch_sigmas(dc, combos, n_mc, np.linspace(0.0, hi - lo, npts),
+                                       lambda c, m: f"i(vmd{_tag(*c)}m{m})")
     return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_gain_rel=sig_g, sigma_offset_V=sig_off,
                 wall_s_mc=wall)

@@ -257,10 +257,5 @@ def plot_relu_lin(kind, table, path) -> None:
     ideal = np.maximum(s["G_s_A_per_V"] * a[:, None, None] * (VS - kind.vcm) + s["G_d_A_per_V"] * b[:, None, None]
                        * (VD - kind.vcm) + (o * s["i_bias_unit_A"])[:, None, None], 0)
     dev = np.max(np.abs(table.i_d - ideal), axis=0) / s["i_fs_A"] * 100
-    im = ax[2].imshow(dev, origin="lower", extent=[g[0], g[-1], table.vd[0], table.vd[-1]], aspect="auto")
-    fig.colorbar(im, ax=ax[2], label="max over codes |I - ideal| [% FS]")
-    ax[2].set_xlabel("vs [V]"); ax[2].set_ylabel("vd [V]")
-    ax[2].set_title(f"deviation, max {s['max_dev_pct_fs']:.2f} % FS")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    from .characterize import save_deviation_plot
+    save_deviation_plot(fig, ax[2], dev, g, table.vd, s["max_dev_pct_fs"], path)
