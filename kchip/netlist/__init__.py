@@ -50,11 +50,12 @@ def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", repo
         from .sequencer import CELLS, chip_top
         seq = control == "sequencer"
         body, rep = transistor_netlist(spec, corner=corner, stdcells=CELLS if seq else ())
-        meta.update(ports=tr_ports(spec), control=control)
+        core = tr_ports(spec)
+        meta.update(ports=core, control=control)
         if seq:
             # one clock cycle = the load phase = the hold phase (schedule: 0.05 of the shortest period)
             t_clk = build_schedule(spec, "forward", len(spec.input_nodes())).t_load
-            top, info = chip_top(spec, tr_ports(spec), t_clk)
+            top, info = chip_top(spec, core, t_clk)
             body += "* ---- control: standard-cell sequencer, and the top level ----\n" + top + "\n"
             meta.update(top="kchip_chip", ports=info["ports"], sequencer=info["timing"])
         meta.update(corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],
