@@ -27,7 +27,7 @@ from . import relu as R
 from .relu_lin_analysis import analyze_relu_lin     # the analysis half: fits, code tables, plots
 
 DEFAULTS = dict(R.DEFAULTS, tail_units=15, w_pu=2.0, l_pu=6.0, w_pcu=2.0, l_pcu=1.0, w_tg=0.42, l_tg=0.15,
-                d_switch=True, w_dsw=1.0, l_dsw=0.5, enable="bias")
+                d_switch=True, w_dsw=1.0, l_dsw=0.5, enable="output")
 # tail_units 15 (relu_diff: 30): each pair sees only +-0.3 V, and the pairs' standing current, which X receives
 # from the A legs and gives back through the nbx mirror, left an offset at the knee (X low) of ~1 % of it per
 # pair at full code: 30 units -> +56 / +73 nA at (15, 15) / (-15, -15), 15 units -> +21 / +25 nA (tt).
@@ -220,3 +220,23 @@ def mismatch_lin(pdk, kind, corner, n_mc, jobs=1) -> dict:
                                        lambda c, m: f"i(vmd{_tag(*c)}m{m})")
     return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_gain_rel=sig_g, sigma_offset_V=sig_off,
                 wall_s_mc=wall)
+
+
+def pin_caps_lin(pdk, kind, corner: str = "tt", f: float = 1e3, enabled: bool = False) -> dict:
+    """Passive pin capacitance [F] of s and d at V_cm (codes (15, 15, 8), cell disabled unless `enabled`):
+    Im(Y)/omega of an .ac at frequency f; instance "cs" has the ac source on its s pin, instance "cd" (pins
+    swapped) on its d pin, the other pin held at V_cm."""
+    from .characterize import _header
+    from ..sim.ngspice import run_deck
+    sub = kind.subckt(pdk)
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    en = "en" if enabled else "0"
+    lines = _header(pdk, kind, corner, sub, "pin capacitance") + [
+        f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1", f"Vd d 0 dc {kind.vcm}"]
+    lines += _inst_lin(kind, sub, "cs", full, full, half, en=en)
+    lines += _swap_sd(_inst_lin(kind, sub, "cd", full, full, half, en=en), "cd")
+    lines += [f".ac lin 1 {f:g} {f:g}", ".end"]
+    ac = run_deck("\n".join(lines), cell=kind.name, point=f"pin capacitance {corner}").plots[0]
+    w = 2 * np.pi * f
+    # i(vmscs): current from the driven node into the s pin; i(vmdcd): current out of the d pin into the node
+    return {"s": float(np.imag(ac["i(vmscs)"][0]) / w), "d": float(-np.imag(ac["i(vmdcd)"][0]) / w)}

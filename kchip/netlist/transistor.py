@@ -28,11 +28,14 @@ import numpy as np
 from kchip.quantize.chipspec import ChipSpec
 from kchip.cells.tables import CodeTable
 
-SUPPORTED_LAWS = {"relu_diff": "relu_diff"}      # law -> transistor cell kind
+SUPPORTED_LAWS = {"relu_diff": "relu_diff", "relu_lin": "relu_lin"}      # law -> transistor cell kind
 # measured passive pin capacitance of a relu_diff cell at V_cm (tt, .ac at 1 kHz, cell disabled,
 # `kchip.cells.relu_transient.pin_caps`): s pin 35 fF, d pin 28 fF (was 16 fF, 25 fF re-measured, before the
 # keep-alive sink and the wider pfet cascodes at d)
-PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 28e-15}}
+PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 28e-15},
+             # relu_lin (enable by output steering), the same measurement (`kchip.cells.relu_lin.pin_caps_lin`,
+             # codes (15, 15, 8), tt): s 11.4 fF, d 11.5 fF
+             "relu_lin": {"s": 11.4e-15, "d": 11.5e-15}}
 LOGIC_HIGH = 1.8
 # bias generator copies per instantiated cell (`kchip.cells.library.bias_gen` mult): the shared lines carry
 # ~15 pF of gates per relu_diff cell; measured on a 5-cell chip whose cells switch on (docs/netlist.md)
@@ -92,14 +95,22 @@ def full_gain_unit_current(model: ReluCellModel, v_u: float, theta1_abs_max: flo
     return float(model.gain[-1] * v_u / max(theta1_abs_max, 1e-30))
 
 
-def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional[float] = None) -> Dict:
-    """Cell codes for every edge; returns {"i_u", "c_f", "edges": [...], "clipped", "max_err_A"}."""
-    laws = {p.law for p in spec.periods}
-    bad = sorted(laws - set(SUPPORTED_LAWS))
+def chip_cell_kind(spec: ChipSpec) -> str:
+    """The transistor cell kind of a spec's law (one law per chip); a clear error for a law without a cell."""
+    laws = sorted({p.law for p in spec.periods})
+    bad = [x for x in laws if x not in SUPPORTED_LAWS]
     if bad:
         raise ValueError(f"transistor level: law {bad[0]!r} has no transistor cell yet (available: "
-                         f"{', '.join(SUPPORTED_LAWS)}); the tanh cells realize a fixed slope and the "
-                         f"three-parameter cells are not built (docs/cells.md)")
+                         f"{', '.join(SUPPORTED_LAWS)}); the tanh_diff cell realizes a fixed slope "
+                         f"(docs/cells.md)")
+    if len(laws) > 1:
+        raise ValueError(f"transistor level: one law per chip, the spec's periods use {laws}")
+    return SUPPORTED_LAWS[laws[0]]
+
+
+def realize(spec: ChipSpec, model: ReluCellModel, dv_range: float, i_u: Optional[float] = None) -> Dict:
+    """Cell codes for every edge; returns {"i_u", "c_f", "edges": [...], "clipped", "max_err_A"}."""
+    chip_cell_kind(spec)
     s = spec.scaling
     th1 = np.array([e.values[1] for e in spec.edges])
     th0 = np.array([e.values[0] for e in spec.edges])
@@ -136,21 +147,19 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     with `stdcells` (sky130_fd_sc_hd cell names) also their SPICE, and then the full model library (the
     standard cells use devices that the trimmed include leaves out)."""
     from kchip.cells import library as L
-    from kchip.cells.relu import relu_diff_subckt
     from kchip.pdk import load_pdk
     pdk = pdk or load_pdk()
     pdk.check_corner(corner)
-    table = table or CodeTable.from_json(cell_table_path("relu_diff", corner))
-    model = ReluCellModel.from_table(table)
-    rep = realize(spec, model, dv_range=2 * span)
+    kind = chip_cell_kind(spec)
+    table = table or CodeTable.from_json(cell_table_path(kind, corner))
+    rep, cell_texts, instance = _cells(spec, kind, table, pdk, span)
     i_unit = float(table.meta.get("summary", {}).get("i_unit_A", 1e-6 / 15))
     n_cells = sum(1 for e in rep["edges"] if e["code"])
     k_bias = max(1, bias_per_cell * n_cells)      # bias generator drive scales with the cells on its lines
-    rep.update(corner=corner, i_ref_A=k_bias * i_unit, bias_mult=k_bias,
-               cell_table=str(cell_table_path("relu_diff", corner)))
-    cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
+    rep.update(corner=corner, cell=kind, i_ref_A=k_bias * i_unit, bias_mult=k_bias,
+               cell_table=str(cell_table_path(kind, corner)))
     from kchip.cells.characterize import cell_bias
-    bias = cell_bias(pdk, "relu_diff", mult=k_bias)   # the generator the tables were measured with, K-fold
+    bias = cell_bias(pdk, kind, mult=k_bias)   # the generator the tables were measured with, K-fold
     # load/reset switches sized for the node capacitor: R_on (~10 kOhm um at V_GS - V_th ~ 0.6 V) x C stays
     # below 1 % of the load phase (0.05 T)
     sw = L.tgate(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
@@ -163,18 +172,15 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
              f"XIld ld ldb vdd 0 {inv.name}", *[f"XIrst{n.index} rst_{n.index} rstb_{n.index} vdd 0 {inv.name}"
                                                for n in spec.nodes],
              "* node capacitors (MIM, minus the cells' pin capacitance), load and reset switches, output S/H",
-             *_node_lines(spec, rep, pdk, sw.name)]
+             *_node_lines(spec, rep, pdk, sw.name, PIN_CAP_F[kind])]
     skipped = []
     for e in rep["edges"]:
         tag = f"X_p{e['period']}_e{e['id']}_n{e['src']}_n{e['dst']}"
         if e["code"] == 0:
             skipped.append(tag)
             continue
-        bits = ["vdd" if (e["code"] >> k) & 1 else "0" for k in range(model.bits)]
-        obits = ["vdd" if (e["ocode"] >> k) & 1 else "0" for k in range(model.obits)]
         s_, d_ = ("vcm" if e["src"] == 0 else f"n{e['src']}"), ("vcm" if e["dst"] == 0 else f"n{e['dst']}")
-        lines.append(f"{tag} {s_} {d_} en_{e['period']} {' '.join(bits + obits + L.bias_pins(model.obits))} vdd 0 "
-                     f"{cells[e['sign']].name}")
+        lines.append(f"{tag} {s_} {d_} en_{e['period']} {instance(e)}")
     if skipped:
         lines.append(f"* {len(skipped)} edges realize code 0 (no current) and are not instantiated: "
                      + " ".join(skipped))
@@ -182,17 +188,38 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     rep["instantiated"] = len(rep["edges"]) - len(skipped)
     includes = [pdk.model_include(corner, trimmed=not stdcells)] + [f".include {pdk.stdcell_spice(c)}" for c in stdcells]
     body = "\n".join([*includes, f".temp {pdk.temperature_c}",
-                      "* ---- cells ----", bias.text, sw.text, inv.text, cells[1].text, cells[-1].text,
+                      "* ---- cells ----", bias.text, sw.text, inv.text, *cell_texts,
                       ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
                       "* ---- the chip ----", *lines]) + "\n"
     return body, rep
 
 
-def _node_lines(spec: ChipSpec, rep: Dict, pdk, switch: str) -> List[str]:
+def _cells(spec: ChipSpec, kind: str, table: CodeTable, pdk, span: float):
+    """(realization report, subcircuit texts, instance(edge) -> the pins after s d en and the subcircuit name)
+    for the chip's cell kind."""
+    from kchip.cells import library as L
+    if kind == "relu_diff":
+        from kchip.cells.relu import relu_diff_subckt
+        model = ReluCellModel.from_table(table)
+        rep = realize(spec, model, dv_range=2 * span)
+        cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
+        bits = lambda c, n: ["vdd" if (c >> k) & 1 else "0" for k in range(n)]
+        return rep, [cells[1].text, cells[-1].text], lambda e: " ".join(
+            bits(e["code"], model.bits) + bits(e["ocode"], model.obits) + L.bias_pins(model.obits)
+            + ["vdd", "0", cells[e["sign"]].name])
+    from kchip.cells.relu_lin import relu_lin_subckt
+    from .lincell import LinCellModel, lin_code_pins, realize_lin
+    model = LinCellModel.from_table(table)
+    rep = realize_lin(spec, model, span)
+    sub = relu_lin_subckt(pdk)
+    return rep, [sub.text], lambda e: " ".join(
+        lin_code_pins(e, model.bits, model.obits) + L.bias_pins(model.obits) + ["vcm", "vdd", "0", sub.name])
+
+
+def _node_lines(spec: ChipSpec, rep: Dict, pdk, switch: str, pins: Dict[str, float]) -> List[str]:
     """Per node: its MIM capacitor (C minus the pin capacitance of the instantiated cells on it, recorded in
     rep["node_cap_mim_f"]), load and reset transmission gates, and the sample-and-hold instrument."""
     from kchip.cells import library as L
-    pins = PIN_CAP_F["relu_diff"]
     n_s: Dict[int, int] = {}
     n_d: Dict[int, int] = {}
     for e in rep["edges"]:

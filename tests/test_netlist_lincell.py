@@ -1,0 +1,114 @@
+"""Transistor-level chips of the three-parameter ReLU law (Eq. 12) on the relu_lin cell: codes from the measured
+tables, I_u rule, clipping report, deck wiring; slow: the chip follows its L2 model in ngspice."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from kchip.cells.tables import CodeParam, CodeTable
+from kchip.hw.limits import DeviceLimits
+from kchip.hw.mapping import map_model
+from kchip.model import KirchhoffNet, Period
+from kchip.netlist import build_netlist, read_header
+from kchip.netlist.lincell import LinCellModel, lin_code_pins, realize_lin
+from kchip.netlist.transistor import cell_level_spec
+from kchip.quantize.core import quantize_model, realized_model
+
+
+def _table(g=2.5e-6, iub=1.75e-7):
+    """A synthetic relu_lin code table: g_s = g_d = (c/15) g, bias = (o - 8) iub."""
+    c = np.arange(-15, 16)
+    o = np.arange(16)
+    return CodeTable("relu_lin", "tt", {"g_s": CodeParam(c, g * c / 15), "g_d": CodeParam(c, 0.99 * g * c / 15),
+                                        "bias": CodeParam(o, (o - 8) * iub)}, meta={"bits": 4, "obits": 4})
+
+
+def _lin_spec(p=None):
+    """3 nodes, 5 relu_lin edges: diffusive (theta1 > 0 on the source, theta2 < 0 on the destination) so that
+    the outputs are well conditioned in the inputs."""
+    edges = [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
+    if p is None:
+        p = torch.tensor([[0.8, 0.6, 0.9, 0.0, 0.4],        # theta1 (vs)
+                          [-0.7, -0.5, -0.8, -0.4, -0.3],   # theta2 (vd)
+                          [0.3, 0.2, -0.2, 0.4, 0.1]])      # theta3
+    m = KirchhoffNet([Period(edges, "relu_lin", 1.0, param=p)], projector="last1")
+    torch.manual_seed(0)
+    x = torch.rand(32, 2) - 0.5
+    lim = DeviceLimits(input_swing_v=0.3)
+    sc = map_model(m, x, lim, target={"kind": "latency", "value": 4e-6})
+    return quantize_model(m, sc, lim, num_inputs=2).spec
+
+
+def test_lin_model_reads_signed_tables_and_refuses_gaps():
+    m = LinCellModel.from_table(_table())
+    assert m.g_s.shape == (31,) and m.bias.shape == (16,) and m.o_zero == 8
+    assert m.realized(-15, 15, 8) == pytest.approx((-2.5e-6, 0.99 * 2.5e-6, 0.0))
+    t = _table()
+    t.params["bias"] = CodeParam(np.arange(15), np.arange(15) * 1e-7)
+    with pytest.raises(ValueError, match=r"bias has no value for codes \[15\]"):
+        LinCellModel.from_table(t)
+
+
+def test_realize_lin_codes_unit_current_and_clipping():
+    spec = _lin_spec()
+    m = LinCellModel.from_table(_table())
+    rep = realize_lin(spec, m, span=0.3)
+    s = spec.scaling
+    th = np.array([e.values for e in spec.edges])
+    # I_u: the largest unit current that keeps every target inside its table (here theta1's 0.9 binds)
+    lim = rep["i_u_limits"]
+    assert rep["i_u"] == pytest.approx(min(lim.values()))
+    assert lim["theta1"] == pytest.approx(2.5e-6 * s.v_u / np.max(th[:, 0]))
+    assert rep["clipped"] == 0
+    for e, t in zip(rep["edges"], th):
+        gs, gd, b = m.realized(e["cs"], e["cd"], e["ocode"])
+        # the chosen codes are the nearest on each table, and realized_sw is what they realize in SW units
+        assert abs(gs - rep["i_u"] * t[0] / s.v_u) <= 0.5 * 2.5e-6 / 15 + 1e-15
+        assert abs(b - rep["i_u"] * t[2]) <= 0.5 * 1.75e-7 + 1e-15
+        assert e["realized_sw"] == pytest.approx([gs * s.v_u / rep["i_u"], gd * s.v_u / rep["i_u"], b / rep["i_u"]])
+    # an explicit, too large I_u pushes theta1 = 0.9 off the table: counted, not silently clipped
+    rep2 = realize_lin(spec, m, span=0.3, i_u=2 * rep["i_u"])
+    assert rep2["clipped"] >= 1 and any(e["clipped"] for e in rep2["edges"])
+
+
+def test_lin_code_pins_order():
+    e = {"cs": -5, "cd": 12, "ocode": 9}
+    assert lin_code_pins(e, 4, 4) == ["vdd", "0", "vdd", "0", "vdd",     # |5| = 0101, sign 1
+                                      "0", "0", "vdd", "vdd", "0",       # 12 = 1100, sign 0
+                                      "vdd", "0", "0", "vdd"]            # 9 = 1001
+
+
+def test_relu_lin_transistor_deck(tmp_path):
+    spec = _lin_spec()
+    rep = {}
+    text = build_netlist(spec, "transistor", "tt", report=rep)
+    head = read_header(text)
+    assert head["control"] == "sequencer" and rep["cell"] == "relu_lin"
+    assert ".subckt kc_relu_lin4_4 " in text
+    inst = [ln for ln in text.splitlines() if ln.startswith("X_p0_")]
+    assert len(inst) == rep["instantiated"] == 5
+    e3 = next(ln for ln in inst if ln.startswith("X_p0_e3_n0_n3"))
+    assert e3.split()[1:4] == ["vcm", "n3", "en_0"]              # ground edge: s at V_cm
+    assert e3.split()[-5:] == ["vk", "vcm", "vdd", "0", "kc_relu_lin4_4"]
+    assert len(e3.split()) == 1 + 3 + 14 + 4 + 3 + 1             # name, s d en, code pins, bias, vcm vdd vss, cell
+    # the L2 spec carries the realized values
+    l2 = cell_level_spec(spec, rep)
+    assert [e.values for e in l2.edges] == [r["realized_sw"] for r in rep["edges"]]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
+def test_relu_lin_chip_follows_its_L2_model(tmp_path):
+    """3 nodes, 5 relu_lin cells at tt with the standard-cell sequencer, 2 inferences in one ngspice run: the
+    chip's outputs are within 0.03 SW units of the L2 model built from the cells' measured tables."""
+    from kchip.sim.simulate import simulate
+    spec = _lin_spec()
+    rep = {}
+    deck = tmp_path / "chip.spice"
+    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
+    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
+    y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
+    with torch.no_grad():
+        l2 = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+    assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
