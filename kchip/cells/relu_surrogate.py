@@ -63,6 +63,15 @@ def _law(k: Dict[str, torch.Tensor], code, ocode, vs, vd):
     return a * r * (1 - k["k_c"] * r) * (1 + k["lam"] * (vd - k["v_cm"]))
 
 
+def _s_deficit(sc, code, vs, vd, i_d):
+    """i_d - i_s (A): what the cell puts into d beyond what it takes from s (keep-alive cancellation, leakage to
+    the supplies), linear in [1, vd - V_cm, vs - V_cm, i_d, i_d (vd - V_cm)] with coefficients sc; 0 at code 0
+    (a code-0 edge is not instantiated)."""
+    vc = vd - sc[5]
+    dlt = sc[0] + sc[1] * vc + sc[2] * (vs - sc[5]) + i_d * (sc[3] + sc[4] * vc)
+    return torch.where(code == 0, torch.zeros_like(dlt), dlt)
+
+
 class ReluDiffSurrogate(torch.nn.Module):
     """relu_diff i-v law (module docstring) from a constants dict (`fit_relu_diff`, json meta["surrogate"])."""
 
@@ -80,6 +89,7 @@ class ReluDiffSurrogate(torch.nn.Module):
         self.kmax = 2 ** len(const["leg_weight"]) - 1
         self.omax = len(const["bias_A"]) - 1
         self.i_fs = float(const["i_fs_A"])
+        self.s_coef = [float(x) for x in const.get("s_deficit_coef", [0.0] * 5)] + [self.scalars["v_cm"]]
 
     @classmethod
     def from_files(cls, npz, json_path=None, refit: bool = False, **kw) -> "ReluDiffSurrogate":
@@ -108,13 +118,22 @@ class ReluDiffSurrogate(torch.nn.Module):
         code, ocode, vs_, vd_ = torch.broadcast_tensors(code, ocode, vs.to(dt), vd.to(dt))
         return _law(self._consts(), code, ocode, vs_, vd_).to(vs.dtype)
 
-    def law(self, i_u: float, v_u: float, v_cm: float):
-        """Law.fn-like callable in SW units: fn(codes (2, E): rows signed code, ocode; vs, vd (E, B)) -> i / I_u,
-        with v_hw = v_cm + v_u v."""
+    def currents_hw(self, code, ocode, vs, vd):
+        """(i_d, i_s) in A: into d, and out of s (i_s = i_d - the s-side deficit `_s_deficit`)."""
+        i_d = self.current_hw(code, ocode, vs, vd)
+        code = torch.broadcast_to(torch.as_tensor(code, device=vs.device).long(), i_d.shape)
+        return i_d, i_d - _s_deficit(self.s_coef, code, vs, vd, i_d)
+
+    def law(self, i_u: float, v_u: float, v_cm: float, both: bool = False):
+        """Law.fn-like callable in SW units: fn(codes (2, E): rows signed code, ocode; vs, vd (E, B)) -> i_d / I_u
+        (both=True: the pair (i_d, i_s) / I_u), with v_hw = v_cm + v_u v."""
         def fn(codes, vs, vd):
             c = torch.round(torch.as_tensor(codes)).long()
             code, ocode = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(2))
-            return self.current_hw(code, ocode, v_cm + v_u * vs, v_cm + v_u * vd) / i_u
+            hs, hd = v_cm + v_u * vs, v_cm + v_u * vd
+            if both:
+                return tuple(i / i_u for i in self.currents_hw(code, ocode, hs, hd))
+            return self.current_hw(code, ocode, hs, hd) / i_u
         return fn
 
 
@@ -125,15 +144,16 @@ def fit_from_table(table: CellTable, codetab: CodeTable, hold: Sequence = (), **
     return fit_relu_diff(table.vs, table.vd, combos, table.i_d, float(s["i_fs_A"]),
                          float(codetab.meta["gain_G0_A_per_V"]), float(codetab.meta["i_bias_unit_A"]),
                          float(s.get("vcm_V", 0.9)), int(codetab.meta.get("bits", 4)),
-                         int(codetab.meta.get("obits", 4)), hold=hold, **kw)
+                         int(codetab.meta.get("obits", 4)), hold=hold, i_s=table.i_s, **kw)
 
 
 def fit_relu_diff(vs, vd, combos, i_d, i_fs: float, g0: float, i_ub: float, v_cm: float = 0.9, bits: int = 4,
-                  obits: int = 4, hold: Sequence = (), alpha: float = 1e-3) -> Dict:
+                  obits: int = 4, hold: Sequence = (), alpha: float = 1e-3, i_s=None) -> Dict:
     """Least-squares fit of the surrogate constants to the surfaces i_d (n_combos, ND, NS) of the code pairs
     `combos` over the grids vs (NS,), vd (ND,), all positive sign. `hold`: code pairs left out of the fit.
     Residuals in units of i_fs; the input residual R (V) has a ridge sqrt(alpha) R. Returns the constants dict
-    (json-serializable) with the per-pair max deviation (% FS) of the fitted law, held-out pairs included."""
+    (json-serializable) with the per-pair max deviation (% FS) of the fitted law, held-out pairs included.
+    With the s-side surfaces i_s: also the s-side deficit i_d - i_s (linear least squares, `_s_deficit`)."""
     from scipy.optimize import least_squares
     vs, vd, i_d = (np.asarray(a, np.float64) for a in (vs, vd, i_d))
     hold = {tuple(int(x) for x in h) for h in hold}
@@ -164,7 +184,7 @@ def fit_relu_diff(vs, vd, combos, i_d, i_fs: float, g0: float, i_ub: float, v_cm
     fit = least_squares(res, p0, x_scale="jac")
     k = consts(fit.x)
     per = np.abs(err(fit.x, torch.ones(len(combos), dtype=torch.bool))).reshape(len(combos), -1).max(1) * 100
-    return dict(format=FORMAT, v_cm=v_cm, g0_A_per_V=g0, i_fs_A=i_fs, vs_grid=vs.tolist(), vd_grid=vd.tolist(),
+    out = dict(format=FORMAT, v_cm=v_cm, g0_A_per_V=g0, i_fs_A=i_fs, vs_grid=vs.tolist(), vd_grid=vd.tolist(),
                 leg_weight=k["leg_weight"].tolist(), bias_A=k["bias_A"].tolist(),
                 knee_current_A=float(k["i_q"]), compression_per_A=float(k["k_c"]), vd_coeff_per_V=float(k["lam"]),
                 input_residual_V=k["input_residual_V"].tolist(), ridge_alpha=alpha,
@@ -175,3 +195,19 @@ def fit_relu_diff(vs, vd, combos, i_d, i_fs: float, g0: float, i_ub: float, v_cm
                 law="u = G0 (ga - gb + R(ga, gb)) + B[o]; r = soft_relu(u, I_q); "
                     "i = a[|c|] r (1 - k_c r) (1 + lam (vd - v_cm)); a[c] = sum of c's bit weights; "
                     "(ga, gb) = (vs, vd), swapped for a negative code")
+    if i_s is not None:
+        out.update(_fit_s_deficit(np.asarray(vs), np.asarray(vd), combos, i_d, np.asarray(i_s), use, i_fs, v_cm))
+    return out
+
+
+def _fit_s_deficit(vs, vd, combos, i_d, i_s, use, i_fs: float, v_cm: float) -> Dict:
+    """Coefficients of `_s_deficit` from the code pairs in `use` with a non-zero code; max |i_s model - i_s|."""
+    VS, VD = np.meshgrid(vs - v_cm, vd - v_cm)
+    on = use & np.array([c != 0 for c, _ in combos])
+    feats = lambda j: np.stack([np.ones_like(VS), VD, VS, i_d[j], i_d[j] * VD], -1).reshape(-1, 5)
+    A = np.concatenate([feats(j) for j in np.flatnonzero(on)])
+    b = np.concatenate([(i_d[j] - i_s[j]).ravel() for j in np.flatnonzero(on)])
+    coef = np.linalg.lstsq(A, b, rcond=None)[0]
+    dev = max(float(np.max(np.abs(feats(j) @ coef - (i_d[j] - i_s[j]).ravel()))) for j in np.flatnonzero(on))
+    return dict(s_deficit_coef=coef.tolist(), s_deficit_fit_max_err_pct_fs=100 * dev / i_fs,
+                s_deficit_max_pct_fs=100 * float(max(np.max(np.abs(i_d[j] - i_s[j])) for j in np.flatnonzero(on))) / i_fs)
