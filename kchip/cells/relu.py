@@ -393,7 +393,20 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
                   table_index="CellTable codes index the (code, ocode) pairs in summary.combos",
                   bias_note="bias[ocode] is measured at code 15; scaled by code/15 at other codes"))
     table.scalars = summary
+    codetab.meta["surrogate"] = surrogate_constants(kind, table, codetab)
     return summary, table, codetab
+
+
+def surrogate_constants(kind, table, codetab) -> dict:
+    """The L2 surrogate's constants (`kchip.cells.relu_surrogate`) fitted to every surface, with a held-out
+    check: the same fit without the three mixed pairs of `_combos`, evaluated on them."""
+    from .relu_surrogate import fit_from_table
+    const = fit_from_table(table, codetab)
+    mixed = [tuple(cb) for cb in _combos(kind)[-3:]]
+    held = fit_from_table(table, codetab, hold=mixed)
+    const["held_out_check"] = dict(pairs=[list(h) for h in mixed], max_dev_fit_pct_fs=held["max_dev_pct_fs"],
+                                   max_dev_held_out_pct_fs=held["max_dev_held_out_pct_fs"])
+    return const
 
 
 def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:

@@ -1,0 +1,136 @@
+"""L2 device-aware model of a transistor-level chip: every edge's characterized cell surrogate inside the torch
+ODE (ARCHITECTURE.md section 4).
+
+    model = surrogate_model(spec, rep)            # rep: the netlister's report (<deck>.cells.json)
+    y = model(x)                                  # SW units, like any KirchhoffNet
+
+Each period becomes a `SurrogatePeriod`: its currents(vs, vd) evaluate the cell surrogate of the period's cell
+kind with the codes the netlister chose for each edge (rep["edges"]: code, ocode, sign), in SW units through
+the chip's scaling (V_u and I_u of the report, the ChipSpec's V_cm). Its `param` holds the per-code realized
+values (`cell_level_spec`), which `currents` does not read. The cell kinds are a small registry
+(`register_cell`): relu_diff now; another cell plugs in with a loader (corner -> object with
+law(i_u, v_u, v_cm) -> fn(codes (rows, E), vs, vd)) and the per-edge code row it reads.
+
+`CodeLaw` is the relu_diff cell's per-code table law, relu(sign G[c] (vs - vd) + (c/15) B[o]), as such a
+surrogate: with it the model equals `realized_model(cell_level_spec(spec, rep))` (the older L2, test).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kchip.model.net import KirchhoffNet, Period
+from kchip.quantize.chipspec import ChipSpec
+
+__all__ = ["SurrogatePeriod", "surrogate_model", "register_cell", "load_surrogate", "CodeLaw"]
+
+
+@dataclass
+class CellEntry:
+    load: Callable[[str], object]          # corner -> surrogate with .law(i_u, v_u, v_cm)
+    codes: Callable[[Dict], List[int]]     # netlister report edge -> the code row the surrogate's law reads
+
+
+_CELLS: Dict[str, CellEntry] = {}
+
+
+def register_cell(kind: str, load: Callable[[str], object], codes: Callable[[Dict], List[int]]) -> None:
+    _CELLS[kind] = CellEntry(load, codes)
+
+
+def _load_relu_diff(corner: str):
+    from kchip.cells.relu_surrogate import ReluDiffSurrogate
+    from kchip.netlist.transistor import cell_table_path
+    return ReluDiffSurrogate.from_files(cell_table_path("relu_diff", corner).with_suffix(".npz"))
+
+
+register_cell("relu_diff", _load_relu_diff, lambda e: [int(e["sign"]) * int(e["code"]), int(e["ocode"])])
+
+
+def load_surrogate(kind: str, corner: str):
+    if kind not in _CELLS:
+        raise ValueError(f"L2: no surrogate registered for cell kind {kind!r} (have {', '.join(sorted(_CELLS))})")
+    return _CELLS[kind].load(corner)
+
+
+class SurrogatePeriod(Period):
+    """A Period whose edge currents come from a cell surrogate's SW law with fixed per-edge integer codes.
+    `both`: fn returns (i_d, i_s), the current put into d and the one taken from s (they differ by the cell's
+    supply-side currents); forward then applies each at its own node. currents() (and with it
+    rhs_and_divergence) is i_d."""
+
+    def __init__(self, base: Period, fn: Callable, codes: torch.Tensor, where: str = "period", both: bool = False):
+        super().__init__(base.edges, base.law.name, base.t_len, param=base.param.detach(),
+                         num_nodes=base.num_nodes, where=where)
+        self.fn, self.both = fn, both
+        self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.long))
+
+    def currents(self, vs: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
+        i = self.fn(self.codes, vs, vd)
+        return (i[0] if self.both else i).to(vs.dtype)
+
+    def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        if not self.both:
+            return super().forward(t, y)
+        self.nfe += 1
+        ya = F.pad(y, (0, 0, 1, 0))
+        i_d, i_s = self.fn(self.codes, ya.index_select(0, self.src), ya.index_select(0, self.dst))
+        # kcl(i_d): +i_d at d, -i_d at s; the s side takes i_s, so add (i_d - i_s) back at s
+        s_rows = F.one_hot(self.src, self.num_nodes + 1)[:, 1:].T.to(y.dtype)      # (N, E), ground dropped
+        return self.kcl(i_d.to(y.dtype)) + s_rows @ (i_d - i_s).to(y.dtype)
+
+
+def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
+                    surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64) -> KirchhoffNet:
+    """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
+    surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
+    overrides the registry (e.g. `CodeLaw` for the check against the per-code model)."""
+    from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
+    from kchip.quantize.core import realized_model
+    corner = corner or rep.get("corner") or spec.corner
+    base = realized_model(cell_level_spec(spec, rep), dtype=dtype)
+    by_id = {e["id"]: e for e in rep["edges"]}
+    i_u, v_u, v_cm = float(rep["i_u"]), float(rep["v_u"]), float(spec.scaling.v_cm)
+    cache: Dict[str, object] = dict(surrogates or {})
+    periods = []
+    for per, bp in zip(spec.periods, base.periods):
+        kind = SUPPORTED_LAWS.get(per.law, per.law)
+        if kind not in cache:
+            cache[kind] = load_surrogate(kind, corner)
+        entry = _CELLS.get(kind)
+        to_codes = entry.codes if entry else (lambda e: [int(e["sign"]) * int(e["code"]), int(e["ocode"])])
+        codes = torch.tensor([to_codes(by_id[i]) for i in per.edges], dtype=torch.long).T
+        sur = cache[kind]
+        both = "both" in inspect.signature(sur.law).parameters
+        fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
+        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both))
+    return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
+                        meta=dict(base.meta, level="L2", corner=corner,
+                                  cells={k: type(v).__name__ for k, v in cache.items()}))
+
+
+class CodeLaw:
+    """The relu_diff per-code table law as a surrogate: i = relu(sign G[c] (vs - vd) + (c/15) B[o]) (A), from
+    the cell's code table (`kchip.netlist.transistor.ReluCellModel`)."""
+
+    def __init__(self, model):
+        self.gain = torch.as_tensor(np.asarray(model.gain, np.float64))
+        self.bias = torch.as_tensor(np.asarray(model.bias, np.float64))
+        self.full = float(model.full)
+
+    def current_hw(self, code, ocode, vs, vd):
+        code, ocode = torch.as_tensor(code).long(), torch.as_tensor(ocode).long()
+        g = torch.sign(code).to(vs.dtype) * self.gain.to(vs.dtype)[code.abs()]
+        return torch.relu(g * (vs - vd) + code.abs().to(vs.dtype) / self.full * self.bias.to(vs.dtype)[ocode])
+
+    def law(self, i_u: float, v_u: float, v_cm: float):
+        def fn(codes, vs, vd):
+            c = torch.as_tensor(codes).long()
+            code, ocode = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(2))
+            return self.current_hw(code, ocode, v_cm + v_u * vs, v_cm + v_u * vd) / i_u
+        return fn
