@@ -101,7 +101,8 @@ def test_relu_lin_transistor_deck(tmp_path):
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
 def test_relu_lin_chip_follows_its_L2_model(tmp_path):
     """3 nodes, 5 relu_lin cells at tt with the standard-cell sequencer, 2 inferences in one ngspice run: the
-    chip's outputs are within 0.03 SW units of the L2 model built from the cells' measured tables."""
+    chip's outputs are within 0.03 SW units of the L2 model (relu_lin surrogates in the ODE) and of the per-code
+    law."""
     from kchip.sim.simulate import simulate
     spec = _lin_spec()
     rep = {}
@@ -109,6 +110,36 @@ def test_relu_lin_chip_follows_its_L2_model(tmp_path):
     deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
     x = np.array([[0.5, -0.5], [-0.8, 0.3]])
     y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
+    from kchip.sim.l2 import surrogate_model
     with torch.no_grad():
-        l2 = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+        l2 = surrogate_model(spec, rep)(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+        l2c = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+    print("chip", y.ravel(), "L2 surrogate", l2.ravel(), "L2 per-code law", l2c.ravel())
     assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
+    assert np.max(np.abs(y - l2c)) < 0.03, (y.ravel(), l2c.ravel())
+
+
+def test_relu_lin_L2_surrogate_model_skips_uninstantiated_edges():
+    """L2 of a relu_lin chip: the committed tt surrogate with the report's codes; an edge realized at zero codes
+    (cs = cd = 0, o = 8: not instantiated) carries no current, although the surrogate gives its knee current I_q
+    there; the other edges carry the surrogate's current."""
+    from kchip.cells.surrogate import ReluLinSurrogate
+    from kchip.netlist.transistor import cell_table_path
+    from kchip.sim.l2 import surrogate_model
+    p = torch.tensor([[0.8, 0.6, 0.9, 0.0, 0.4], [-0.7, -0.5, -0.8, 0.0, -0.3], [0.3, 0.2, -0.2, 0.0, 0.1]])
+    spec = _lin_spec(p)
+    rep = {}
+    build_netlist(spec, "transistor", "tt", report=rep)
+    e3 = next(e for e in rep["edges"] if e["id"] == 3)
+    assert (e3["cs"], e3["cd"], e3["ocode"], e3["code"]) == (0, 0, 8, 0)
+    model = surrogate_model(spec, rep)
+    per = model.periods[0]
+    vs = torch.full((5, 1), 0.2, dtype=torch.float64)
+    vd = torch.full((5, 1), -0.1, dtype=torch.float64)
+    i = per.currents(vs, vd)[:, 0]
+    sur = ReluLinSurrogate.from_json(cell_table_path("relu_lin", "tt"))
+    fn = sur.law(rep["i_u"], rep["v_u"], spec.scaling.v_cm)
+    ref = fn(torch.tensor([[e["cs"], e["cd"], e["ocode"]] for e in rep["edges"]]).T, vs, vd)[:, 0]
+    assert float(ref[3]) > 0 and float(i[3]) == 0.0
+    keep = [0, 1, 2, 4]
+    assert torch.allclose(i[keep], ref[keep])

@@ -8,7 +8,7 @@ Each period becomes a `SurrogatePeriod`: its currents(vs, vd) evaluate the cell 
 kind with the codes the netlister chose for each edge (rep["edges"]: code, ocode, sign), in SW units through
 the chip's scaling (V_u and I_u of the report, the ChipSpec's V_cm). Its `param` holds the per-code realized
 values (`cell_level_spec`), which `currents` does not read. The cell kinds are a small registry
-(`register_cell`): relu_diff now; another cell plugs in with a loader (corner -> object with
+(`register_cell`): relu_diff and relu_lin; another cell plugs in with a loader (corner -> object with
 law(i_u, v_u, v_cm) -> fn(codes (rows, E), vs, vd)) and the per-edge code row it reads.
 
 `CodeLaw` is the relu_diff cell's per-code table law, relu(sign G[c] (vs - vd) + (c/15) B[o]), as such a
@@ -52,6 +52,15 @@ def _load_relu_diff(corner: str):
 register_cell("relu_diff", _load_relu_diff, lambda e: [int(e["sign"]) * int(e["code"]), int(e["ocode"])])
 
 
+def _load_relu_lin(corner: str):
+    from kchip.cells.surrogate import ReluLinSurrogate
+    from kchip.netlist.transistor import cell_table_path
+    return ReluLinSurrogate.from_json(cell_table_path("relu_lin", corner))
+
+
+register_cell("relu_lin", _load_relu_lin, lambda e: [int(e["cs"]), int(e["cd"]), int(e["ocode"])])
+
+
 def load_surrogate(kind: str, corner: str):
     if kind not in _CELLS:
         raise ValueError(f"L2: no surrogate registered for cell kind {kind!r} (have {', '.join(sorted(_CELLS))})")
@@ -62,24 +71,33 @@ class SurrogatePeriod(Period):
     """A Period whose edge currents come from a cell surrogate's SW law with fixed per-edge integer codes.
     `both`: fn returns (i_d, i_s), the current put into d and the one taken from s (they differ by the cell's
     supply-side currents); forward then applies each at its own node. currents() (and with it
-    rhs_and_divergence) is i_d."""
+    rhs_and_divergence) is i_d. `on` (E,) 0/1: edges the netlister did not instantiate (code 0) carry no current,
+    whatever the surrogate gives at their codes (e.g. relu_lin's knee current I_q at zero codes)."""
 
-    def __init__(self, base: Period, fn: Callable, codes: torch.Tensor, where: str = "period", both: bool = False):
+    def __init__(self, base: Period, fn: Callable, codes: torch.Tensor, where: str = "period", both: bool = False,
+                 on: Optional[torch.Tensor] = None):
         super().__init__(base.edges, base.law.name, base.t_len, param=base.param.detach(),
                          num_nodes=base.num_nodes, where=where)
         self.fn, self.both = fn, both
         self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.long))
+        self.register_buffer("on", torch.ones(base.num_edges, dtype=torch.float64) if on is None
+                             else torch.as_tensor(on, dtype=torch.float64))
+
+    def _mask(self, i: torch.Tensor) -> torch.Tensor:
+        on = self.on.to(i.dtype)
+        return i * (on[:, None] if i.dim() == 2 else on)
 
     def currents(self, vs: torch.Tensor, vd: torch.Tensor) -> torch.Tensor:
         i = self.fn(self.codes, vs, vd)
-        return (i[0] if self.both else i).to(vs.dtype)
+        return self._mask((i[0] if self.both else i).to(vs.dtype))
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         if not self.both:
             return super().forward(t, y)
         self.nfe += 1
         ya = F.pad(y, (0, 0, 1, 0))
-        i_d, i_s = self.fn(self.codes, ya.index_select(0, self.src), ya.index_select(0, self.dst))
+        i_d, i_s = (self._mask(i) for i in self.fn(self.codes, ya.index_select(0, self.src),
+                                                   ya.index_select(0, self.dst)))
         # kcl(i_d): +i_d at d, -i_d at s; the s side takes i_s, so add (i_d - i_s) back at s
         s_rows = F.one_hot(self.src, self.num_nodes + 1)[:, 1:].T.to(y.dtype)      # (N, E), ground dropped
         return self.kcl(i_d.to(y.dtype)) + s_rows @ (i_d - i_s).to(y.dtype)
@@ -108,7 +126,8 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         sur = cache[kind]
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
-        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both))
+        on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
+        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
                         meta=dict(base.meta, level="L2", corner=corner,
                                   cells={k: type(v).__name__ for k, v in cache.items()}))
