@@ -24,7 +24,7 @@ table's meta["surrogate"]; `from_files` refits from the npz when a json lacks th
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Sequence
 
 import numpy as np
 import torch
