@@ -143,3 +143,37 @@ def test_relu_lin_L2_surrogate_model_skips_uninstantiated_edges():
     assert float(ref[3]) > 0 and float(i[3]) == 0.0
     keep = [0, 1, 2, 4]
     assert torch.allclose(i[keep], ref[keep])
+
+
+def test_realize_lin_tanh_uses_the_fixed_amplitude_and_counts_slopes_beyond_the_table():
+    """tanh_lin: I_u = the cell's amplitude I_T; theta1 / V_u and theta2 / V_u are chosen on the slope tables
+    (1/V), theta3 on the offset table; a slope past the table's end is clipped to the last code and counted."""
+    c, o = np.arange(-15, 16), np.arange(16)
+    t = CodeTable("tanh_lin", "tt", {"slope_s": CodeParam(c, 50.0 * c / 15), "slope_d": CodeParam(c, 48.0 * c / 15),
+                                     "offset": CodeParam(o, 0.35 * (o - 8))}, meta={"bits": 4, "obits": 4, "amp_A": 1e-6})
+    m = LinCellModel.from_table(t)
+    assert m.family == "tanh" and m.amp == 1e-6
+    p = torch.tensor([[0.8, 0.6, 0.9, 0.0, 0.4], [-0.7, -0.5, -0.8, -0.4, -0.3], [0.3, 0.2, -0.2, 0.4, 0.1]])
+    m0 = KirchhoffNet([Period([[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]], "tanh_lin", 1.0, param=p)],
+                      projector="last1")
+    torch.manual_seed(0)
+    lim = DeviceLimits(input_swing_v=0.3)
+    sc = map_model(m0, torch.rand(32, 2) - 0.5, lim, target={"kind": "latency", "value": 4e-6})
+    spec = quantize_model(m0, sc, lim, num_inputs=2).spec
+    v_u = spec.scaling.v_u
+    rep = realize_lin(spec, m, span=0.3)
+    assert rep["i_u"] == 1e-6 and rep["c_f"] == pytest.approx(spec.scaling.tau_s * 1e-6 / v_u)
+    for e, edge in zip(rep["edges"], spec.edges):
+        t1, t2, t3 = edge.values
+        want = t1 / v_u
+        if abs(want) <= 50.0:
+            assert abs(m.g_s[e["cs"] + 15] - want) <= 0.5 * 50.0 / 15 + 1e-12
+        assert e["realized_sw"] == pytest.approx([m.g_s[e["cs"] + 15] * v_u, m.g_d[e["cd"] + 15] * v_u,
+                                                  m.bias[e["ocode"]]])
+    n_out = sum(abs(e.values[0]) / v_u > 50.0 + 0.5 * 50 / 15 or abs(e.values[1]) / v_u > 48.0 + 0.5 * 48 / 15
+                for e in spec.edges)
+    assert rep["clipped"] >= n_out
+    with pytest.raises(ValueError, match="fixed amplitude"):
+        realize_lin(spec, m, span=0.3, i_u=2e-6)
+    cs, cd, o, err, out = m.choose(80.0, 0.0, 0.0, 0.3)          # 80 /V: past the 50 /V table
+    assert (cs, cd, o, out) == (15, 0, 8, True) and err == pytest.approx(30.0 * 0.3)
