@@ -51,6 +51,9 @@ class CellKind:
         if self.family == "relu_lin":       # signs are code bits of this cell (pins ngs, ngd), not wiring
             from .relu_lin import relu_lin_subckt
             return relu_lin_subckt(pdk, bits=self.bits, obits=self.obits, **(self.design or {}))
+        if self.family == "tanh_lin":
+            from .tanh_lin import tanh_lin_subckt
+            return tanh_lin_subckt(pdk, bits=self.bits, obits=self.obits, **(self.design or {}))
         return L.relu_diff(pdk, sign=sign, bits=self.bits, obits=self.obits, **(self.design or {}))
 
 
@@ -58,6 +61,7 @@ KINDS: Dict[str, CellKind] = {
     "tanh_diff": CellKind("tanh_diff", family="tanh"),
     "relu_diff": CellKind("relu_diff", bits=4, obits=4, family="relu", step=0.05),
     "relu_lin": CellKind("relu_lin", bits=4, obits=4, family="relu_lin", step=0.1),
+    "tanh_lin": CellKind("tanh_lin", bits=4, obits=4, family="tanh_lin", step=0.075),
 }
 
 
@@ -231,6 +235,9 @@ def characterize(kind_name: str, corner: str = "tt", pdk: Optional[Pdk] = None,
     elif kind.family == "relu_lin":
         from .relu_lin import char_relu_lin
         summary, table, codetab = char_relu_lin(pdk, kind, corner, n_mc, jobs)
+    elif kind.family == "tanh_lin":
+        from .tanh_lin import char_tanh_lin
+        summary, table, codetab = char_tanh_lin(pdk, kind, corner, n_mc, jobs)
     else:
         from .relu import char_relu
         summary, table, codetab = char_relu(pdk, kind, corner, n_mc, jobs)
@@ -380,6 +387,9 @@ def _plot(kind: CellKind, table: CellTable, codetab: CodeTable, path: Path) -> N
     if kind.family == "relu_lin":
         from .relu_lin_analysis import plot_relu_lin
         return plot_relu_lin(kind, table, path)
+    if kind.family == "tanh_lin":
+        from .tanh_lin_analysis import plot_tanh_lin
+        return plot_tanh_lin(kind, table, path)
     grid = table.vs
     mid = len(table.vd) // 2
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)

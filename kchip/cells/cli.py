@@ -35,13 +35,15 @@ def _run(args) -> int:
             if args.reanalyze:
                 from .relu import reanalyze_relu
                 from .relu_lin_analysis import reanalyze_relu_lin
+                from .tanh_lin_analysis import reanalyze_tanh_lin
                 fam = KINDS[c].family
                 s = (reanalyze_relu(k, out) if fam == "relu" else reanalyze_relu_lin(k, out) if fam == "relu_lin"
-                     else reanalyze(c, k, out))
+                     else reanalyze_tanh_lin(k, out) if fam == "tanh_lin" else reanalyze(c, k, out))
             else:
                 s = characterize(c, k, pdk, out, n_mc=args.mc, jobs=args.jobs)
             keys = ("max_dev_pct_fs", "max_dev_percode_fit_pct_fs", "kcl_mismatch_pct_fs", "slope_per_V",
-                    "leakage_pct_of_i_unit", "max_dev_table_soft_pct_fs")
+                    "leakage_pct_of_i_unit", "max_dev_table_soft_pct_fs",
+                    "max_dev_surrogate_pct_fs", "max_dev_surrogate_heldout_mixed_pct_fs", "theta1_max_per_V")
             print(json.dumps({"cell": c, "corner": k, **{x: round(s[x], 4) for x in keys if x in s},
                               "wall_s": round(time.perf_counter() - t0, 1)}))
     return 0

@@ -160,16 +160,19 @@ def _steer(pdk: Pdk, p: dict, kind: str, name: str, x: str, out: str) -> List[st
             _fet(pdk, "nfet", f"{name}SD", "vdd", "enb", x, "vss", w, l)]
 
 
-def _outputs(pdk: Pdk, p: dict, na: str, nb: str, steer: bool = False) -> List[str]:
+def _outputs(pdk: Pdk, p: dict, na: str, nb: str, steer: bool = False, pre: str = "") -> List[str]:
     """Given pfet diode nodes na (carries I_A) and nb (carries I_B), build the symmetric output:
     into d: I_A - I_B ; out of s: I_A - I_B (matched pfet source and nfet sink mirrors).
     steer=True: each of the four output branches reaches d / s through an enable switch and is dumped
-    into the opposite rail when en = 0 (`_steer`; needs the internal node enb = not en)."""
-    m = lambda *a: _mirror(pdk, p, *a)
+    into the opposite rail when en = 0 (`_steer`; needs the internal node enb = not en).
+    pre: prefix of the instance names and internal nodes (a cell that holds this stage next to other blocks,
+    e.g. tanh_lin, uses "T" so that they do not collide); "" = tanh_diff's names."""
+    m = lambda kind, name, out, gate, rail, diode: _mirror(pdk, p, kind, pre + name, out, gate, rail, diode)
+    nbx, nax = pre.lower() + "nbx", pre.lower() + "nax"
     if steer:
-        o = {k: f"o{k.lower()}" for k in ("PAD", "NBD", "NAS", "PBS")}
-        sw = [*_steer(pdk, p, "pfet", "PAD", o["PAD"], "d"), *_steer(pdk, p, "nfet", "NBD", o["NBD"], "d"),
-              *_steer(pdk, p, "nfet", "NAS", o["NAS"], "s"), *_steer(pdk, p, "pfet", "PBS", o["PBS"], "s")]
+        o = {k: f"{pre.lower()}o{k.lower()}" for k in ("PAD", "NBD", "NAS", "PBS")}
+        st = lambda kind, name, out: _steer(pdk, p, kind, pre + name, o[name], out)
+        sw = [*st("pfet", "PAD", "d"), *st("nfet", "NBD", "d"), *st("nfet", "NAS", "s"), *st("pfet", "PBS", "s")]
     else:
         o = {"PAD": "d", "NBD": "d", "NAS": "s", "PBS": "s"}
         sw = []
@@ -178,13 +181,13 @@ def _outputs(pdk: Pdk, p: dict, na: str, nb: str, steer: bool = False) -> List[s
         *m("pfet", "PA", na, na, "vdd", True), *m("pfet", "PB", nb, nb, "vdd", True),
         "* output into d: source I_A (pfet copy of A), sink I_B (pfet copy of B -> nfet mirror)",
         *m("pfet", "PAD", o["PAD"], na, "vdd", False),
-        *m("pfet", "PBX", "nbx", nb, "vdd", False),
-        *m("nfet", "NBX", "nbx", "nbx", "vss", True),
-        *m("nfet", "NBD", o["NBD"], "nbx", "vss", False),
+        *m("pfet", "PBX", nbx, nb, "vdd", False),
+        *m("nfet", "NBX", nbx, nbx, "vss", True),
+        *m("nfet", "NBD", o["NBD"], nbx, "vss", False),
         "* output from s: sink I_A (pfet copy of A -> nfet mirror), source I_B (pfet copy of B)",
-        *m("pfet", "PAX", "nax", na, "vdd", False),
-        *m("nfet", "NAX", "nax", "nax", "vss", True),
-        *m("nfet", "NAS", o["NAS"], "nax", "vss", False),
+        *m("pfet", "PAX", nax, na, "vdd", False),
+        *m("nfet", "NAX", nax, nax, "vss", True),
+        *m("nfet", "NAS", o["NAS"], nax, "vss", False),
         *m("pfet", "PBS", o["PBS"], nb, "vdd", False),
         *(["* enable: output current steering (en = 0 dumps every output branch into a rail)"] + sw if sw else []),
     ]

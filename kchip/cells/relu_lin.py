@@ -50,20 +50,14 @@ def _tgate(pdk, p, name, a, b, on, off):
             L._fet(pdk, "pfet", f"{name}P", a, off, b, "vdd", 2 * p["w_tg"], p["l_tg"])]
 
 
-def relu_lin_subckt(pdk: Pdk, name: str | None = None, **kw) -> L.Subckt:
-    """Subcircuit of the three-parameter ReLU cell (module docstring). Ratios from unit devices (m=): pair-side
-    pfet diodes m = 2^bits - 1, magnitude legs m = 2^k, bias DAC as relu_diff, rectifier m = 2^bits - 1."""
-    p = dict(DEFAULTS); p.update(kw)
-    n, m = int(p["bits"]), int(p["obits"])
-    full = 2 ** n - 1
-    name = name or f"kc_relu_lin{n}_{m}"
+def lin_inputs(pdk: Pdk, p: dict, n: int) -> list:
+    """The two signed, 4-bit programmable transconductors (shared by relu_lin and tanh_lin): pair i (gates
+    input / vcm, swapped by the sign bit through transmission gates), its branch currents into cascoded pfet_lvt
+    diodes of 2^n - 1 units, binary legs (bit k = 2^k units) of branch A into node x and of branch B into nbx.
+    x then gets (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) once nbx is mirrored out of x."""
     f = lambda *a, **k: L._fet(pdk, *a, **k)
-    mir = lambda *a: L._mirror(pdk, p, *a)
-    pn = dict(p, cascode=p.get("nb_cascode", True), w_n=p.get("w_nb", p["w_n"]), l_n=p.get("l_nb", p["l_n"]))
-    mirn = lambda *a: L._mirror(pdk, pn, *a)
-    pins = lin_pins(n, m)
-    lines = [f".subckt {name} {' '.join(pins)}",
-             f"* kchip relu_lin edge cell: relu(+-gs/{full} G0 (vs-vcm) +- gd/{full} G0 (vd-vcm) + (o-{2 ** (m - 1)}) I_ub)"]
+    full = 2 ** n - 1
+    lines = []
     for i, (inp, sg) in enumerate((("s", "ngs"), ("d", "ngd")), start=1):
         sb = f"{sg}b"
         lines += [f"* input {i}: pair {inp} vs vcm; sign bit {sg} = 1 swaps the gates (theta{i} < 0)",
@@ -85,6 +79,23 @@ def relu_lin_subckt(pdk: Pdk, name: str | None = None, **kw) -> L.Subckt:
                           f("pfet_lvt", q + "C", f"c{q.lower()}", "vcp", f"x{q.lower()}", "vdd", p["w_pcu"],
                             p["l_pcu"], m=2 ** k),
                           f("nfet", q + "S", f"c{q.lower()}", b, dst, "vss", p["w_sw"], p["l_sw"], m=2 ** k)]
+    return lines
+
+
+def relu_lin_subckt(pdk: Pdk, name: str | None = None, **kw) -> L.Subckt:
+    """Subcircuit of the three-parameter ReLU cell (module docstring). Ratios from unit devices (m=): pair-side
+    pfet diodes m = 2^bits - 1, magnitude legs m = 2^k, bias DAC as relu_diff, rectifier m = 2^bits - 1."""
+    p = dict(DEFAULTS); p.update(kw)
+    n, m = int(p["bits"]), int(p["obits"])
+    full = 2 ** n - 1
+    name = name or f"kc_relu_lin{n}_{m}"
+    mir = lambda *a: L._mirror(pdk, p, *a)
+    pn = dict(p, cascode=p.get("nb_cascode", True), w_n=p.get("w_nb", p["w_n"]), l_n=p.get("l_nb", p["l_n"]))
+    mirn = lambda *a: L._mirror(pdk, pn, *a)
+    pins = lin_pins(n, m)
+    lines = [f".subckt {name} {' '.join(pins)}",
+             f"* kchip relu_lin edge cell: relu(+-gs/{full} G0 (vs-vcm) +- gd/{full} G0 (vd-vcm) + (o-{2 ** (m - 1)}) I_ub)",
+             *lin_inputs(pdk, p, n)]
     lines += ["* bias: offset-binary DAC sinks o I_ub from pfet diode nc (copied into X) and the fixed",
               f"* {2 ** (m - 1)} I_ub from pfet diode nk (copied into nbx, so sunk from X); en-gated",
               *R._bias_legs(pdk, p, m, "nc", "nk"),
@@ -104,12 +115,14 @@ def _code_bits(c: int, n: int):
     return ["vdd" if (abs(int(c)) >> k) & 1 else "0" for k in range(n)] + ["vdd" if c < 0 else "0"]
 
 
-def _inst_lin(kind, sub: L.Subckt, tag: str, cs: int, cd: int, o: int, en: str = "en") -> list:
+def _inst_lin(kind, sub: L.Subckt, tag: str, cs: int, cd: int, o: int, en: str = "en", bias=None) -> list:
     """Instance `tag` at signed gain codes cs (theta1), cd (theta2) and offset code o, with ammeters
-    i(vmd<tag>) (into d), i(vms<tag>) (out of s), i(vdd<tag>) (supply)."""
+    i(vmd<tag>) (into d), i(vms<tag>) (out of s), i(vdd<tag>) (supply). bias: the cell's bias pins (default
+    relu_lin's, `L.bias_pins(obits)`; tanh_lin has no vk)."""
     n, m = kind.bits, kind.obits
+    bias = L.bias_pins(m) if bias is None else bias
     pins = [f"s{tag}", f"d{tag}", en, *_code_bits(cs, n), *_code_bits(cd, n),
-            *["vdd" if (o >> k) & 1 else "0" for k in range(m)], *L.bias_pins(m), "vcm", f"vdd{tag}", "0"]
+            *["vdd" if (o >> k) & 1 else "0" for k in range(m)], *bias, "vcm", f"vdd{tag}", "0"]
     return [f"Vmd{tag} d{tag} d 0", f"Vms{tag} s s{tag} 0", f"Vdd{tag} vdd vdd{tag} 0",
             f"X{tag} {' '.join(pins)} {sub.name}"]
 

@@ -171,7 +171,9 @@ def nearest_torch(grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 _CELLS_PARAM_MAP = {("relu_diff", "gain", "A/V"): "gain", ("relu_diff", "gain", "S"): "gain",
                     ("relu_diff", "bias", "A"): "bias", ("tanh_diff", "slope", "1/V"): "slope",
                     ("relu_lin", "g_s", "A/V"): "g_s", ("relu_lin", "g_d", "A/V"): "g_d",
-                    ("relu_lin", "bias", "A"): "bias"}
+                    ("relu_lin", "bias", "A"): "bias",
+                    ("tanh_lin", "slope_s", "1/V"): "slope_s", ("tanh_lin", "slope_d", "1/V"): "slope_d",
+                    ("tanh_lin", "offset", "1"): "offset"}
 
 
 def from_cells_table(ct, bits: int = None, ignored: list = None) -> Dict[str, "CodeTable"]:

@@ -1,0 +1,262 @@
+"""tanh edge cell, three-parameter form (paper Eq. 13): a programmable-slope tanh of a current-domain sum.
+
+    i(s->d) = I_T tanh(theta1 (vs - v_cm) + theta2 (vd - v_cm) + theta3)
+    theta1 = K (+-gs/15) G_s,  theta2 = K (+-gd/15) G_d,  theta3 = K (ocode - 8) I_ub / ub_div,  K = k_pair R
+
+  - front end = relu_lin's (`relu_lin.lin_inputs`): two degenerated lvt pairs (vs / vcm and vd / vcm), sign
+    bits swap their gates, 4-bit binary pfet_lvt legs put (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) into
+    node X (B legs through the nbx mirror);
+  - bias: relu_diff's offset-binary DAC (`relu._bias_legs`) into two pfet diodes of ub_div units each, copied
+    1:1 unit (so divided by ub_div) into X and nbx: X gets + (ocode - 8) I_ub / ub_div (a finer theta3 step);
+  - current -> voltage: an xhigh-poly resistor R (r_conv) from X to REF: V_X - V_REF = R I_x by Ohm's law,
+    whatever REF's impedance. REF is a local class-AB stack (pfet_lvt diode from vdd, nfet diode to vss, a
+    standing current of ~1 uA) that absorbs I_x - no signal current from the chip's vcm line;
+  - clamp: two nfet_lvt diodes (bulk = source) between X and REF, back to back: they conduct only when
+    |V_X - V_REF| exceeds ~0.3 V, where the tanh is saturated, and keep the legs and the nbx mirror in
+    saturation when the net current is large;
+  - tanh: tanh_diff's nfet_01v8_lvt pair (bulk = common source) with gates X and REF, a fixed cascoded tail of
+    tail_t units (I_T ~ 1 uA from vbn), tanh_diff's lvt-cascoded mirrors and output current steering
+    (`library._outputs(..., steer=True, pre="T")`): en only steers the outputs, the cell stays biased.
+
+Pins (`tanh_lin_pins`): s d en gs0..gs3 ngs gd0..gd3 ngd o0..o3 vbn vcp vcn vcm vdd vss (no vk: no rectifier).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..pdk import Pdk
+from . import library as L
+from . import relu as R
+from . import relu_lin as RL
+
+DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=8.0, l_cl=1.0,
+                w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0)
+# r_conv: the I -> V resistor (sky130 xhigh_po, 2000 ohm/sq, width w_rc): theta1 per volt at full code
+# ~ k_pair r_conv G ~ 12.5 * 1.6 MOhm * 2.5 uA/V ~ 50 /V. ub_div: the bias DAC's unit (relu's I_ub ~ 175 nA) is
+# divided by this pfet mirror ratio, so the theta3 step is ~ k_pair r_conv I_ub / ub_div ~ 0.35.
+# w_cl/l_cl: the X-REF clamp diodes (nfet_01v8_lvt, bulk = source). w_rp/l_rp, w_rn/l_rn: REF's class-AB stack.
+# tail_t units of w_tt/l_tt (from vbn of the shared 1/4 reference: 1.022 = tanh_diff's V_DS trim) with a
+# cascode per unit (w_ttc/l_ttc, gate vcn) = the fixed full-scale tail I_T. Keys "t_<name>" override
+# library.DEFAULTS["tanh_diff"] for the tanh stage (pair, mirrors, steering switches).
+
+
+def tanh_lin_pins(bits: int = 4, obits: int = 4):
+    return (["s", "d", "en"] + [f"gs{k}" for k in range(bits)] + ["ngs"] + [f"gd{k}" for k in range(bits)] +
+            ["ngd"] + [f"o{k}" for k in range(obits)] + ["vbn", "vcp", "vcn", "vcm", "vdd", "vss"])
+
+
+BIAS_PINS = ["vbn", "vcp", "vcn"]
+
+
+def _divided_bias(pdk: Pdk, p: dict) -> list:
+    """The bias DAC's two pfet diodes (nc: o I_ub, nk: the fixed 8 I_ub), ub_div cascoded units each, and their
+    one-unit copies into X (from nc) and nbx (from nk): X gets (o - 8) I_ub / ub_div."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    div = int(p["ub_div"])
+    out = []
+    for dio, copy, node, dst in (("PC", "PCX", "nc", "x"), ("PK", "PKX", "nk", "nbx")):
+        out += [f("pfet_lvt", dio, f"x{dio.lower()}", node, "vdd", "vdd", p["w_pu"], p["l_pu"], m=div),
+                f("pfet_lvt", dio + "C", node, "vcp", f"x{dio.lower()}", "vdd", p["w_pcu"], p["l_pcu"], m=div),
+                f("pfet_lvt", copy, f"x{copy.lower()}", node, "vdd", "vdd", p["w_pu"], p["l_pu"]),
+                f("pfet_lvt", copy + "C", dst, "vcp", f"x{copy.lower()}", "vdd", p["w_pcu"], p["l_pcu"])]
+    return out
+
+
+def _tanh_stage(pdk: Pdk, p: dict) -> list:
+    """R from X to REF, REF's class-AB stack, the X-REF clamp, the tanh pair (gates X, REF) on its fixed
+    cascoded tail, tanh_diff's output mirrors with current steering."""
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    pt = dict(L.DEFAULTS["tanh_diff"])
+    pt.update({k[2:]: v for k, v in p.items() if k.startswith("t_")})
+    res = pdk.device("res_xhigh")
+    lr = p["r_conv"] / float(res["rs_ohm_per_sq"]) * p["w_rc"]
+    nt = int(p["tail_t"])
+    return ["* current -> voltage: R from X to REF (xhigh poly)",
+            (f"XRC x ref vss {res['name']} w={p['w_rc']:g} l={lr:.2f}" if not p.get("r_ideal") else
+             f"RRC x ref {p['r_conv']:.6g}"),
+            "* REF: class-AB stack (pfet_lvt diode from vdd, nfet diode to vss) absorbs the net current",
+            *([f("pfet_lvt", "RFP", "ref", "ref", "vdd", "vdd", p["w_rp"], p["l_rp"]),
+               f("nfet", "RFN", "ref", "ref", "vss", "vss", p["w_rn"], p["l_rn"])] if not p.get("ref_v") else
+              [f"VREF ref vss {p['ref_v']}"]),
+            "* clamp: back-to-back nfet_lvt diodes (bulk = source) X <-> REF, on beyond ~0.3 V",
+            *([] if p.get("no_clamp") else [f(p.get("cl_dev", "nfet_lvt"), "CLP", "x", "x", "ref", p.get("cl_bulk") or "ref", p["w_cl"], p["l_cl"]),
+            f(p.get("cl_dev", "nfet_lvt"), "CLN", "ref", "ref", "x", p.get("cl_bulk") or "x", p["w_cl"], p["l_cl"])]),
+            "* tanh pair (bulk = common source) on a fixed cascoded tail; en -> enb inverter for the steering",
+            f("pfet", "MIP", "enb", "en", "vdd", "vdd", 0.42, 0.15),
+            f("nfet", "MIN", "enb", "en", "vss", "vss", 0.42, 0.15),
+            f(pt["pair"], "TM1", "ta", "x", "tt", "tt", pt["w_in"], pt["l_in"]),
+            f(pt["pair"], "TM2", "tb", "ref", "tt", "tt", pt["w_in"], pt["l_in"]),
+            f("nfet", "TTC", "tt", "vcn", "ttq", "vss", p["w_ttc"], p["l_ttc"], m=nt),
+            f("nfet", "TTU", "ttq", "vbn", "vss", "vss", p["w_tt"], p["l_tt"], m=nt),
+            *L._outputs(pdk, pt, "ta", "tb", steer=True, pre="T")]
+
+
+def tanh_lin_subckt(pdk: Pdk, name: str | None = None, **kw) -> L.Subckt:
+    """Subcircuit of the three-parameter tanh cell (module docstring)."""
+    p = dict(DEFAULTS); p.update(kw)
+    if p["enable"] != "output":
+        raise ValueError(f"tanh_lin: enable={p['enable']!r}; only output steering ('output') is built")
+    n, m = int(p["bits"]), int(p["obits"])
+    full = 2 ** n - 1
+    name = name or f"kc_tanh_lin{n}_{m}"
+    pn = dict(p, cascode=p.get("nb_cascode", True), w_n=p.get("w_nb", p["w_n"]), l_n=p.get("l_nb", p["l_n"]))
+    mirn = lambda *a: L._mirror(pdk, pn, *a)
+    pins = tanh_lin_pins(n, m)
+    lines = [f".subckt {name} {' '.join(pins)}",
+             f"* kchip tanh_lin edge cell: I_T tanh(K (+-gs/{full} G (vs-vcm) +- gd/{full} G (vd-vcm) + "
+             f"(o-{2 ** (m - 1)}) I_ub/{p['ub_div']}))",
+             *RL.lin_inputs(pdk, p, n),
+             "* bias: offset-binary DAC into pfet diodes nc / nk, divided copies into X / nbx",
+             *R._bias_legs(pdk, p, m, "nc", "nk"), *_divided_bias(pdk, p),
+             "* nbx -> X: nfet mirror sinks the B-branch sum from X",
+             *mirn("nfet", "NBX", "nbx", "nbx", "vss", True),
+             *mirn("nfet", "NBS", "x", "nbx", "vss", False),
+             *_tanh_stage(pdk, p),
+             f".ends {name}"]
+    return L.Subckt(name, pins, "\n".join(lines), p)
+
+
+# ------------------------------------------------------------------------------------------ characterization
+GRID_ALPHA = 0.2       # grid shape: v - v_cm = span (a u + (1 - a) u^3), u uniform in [-1, 1]
+
+
+def grid_volts(kind, n: int | None = None, alpha: float = GRID_ALPHA) -> np.ndarray:
+    """The characterization grid of one input: n points from v_cm - span to v_cm + span, dense near v_cm (where
+    a steep tanh turns) and coarse at the ends (where it is saturated): v = v_cm + span (a u + (1 - a) u^3)."""
+    n = n or int(round(2 * kind.span / kind.step)) + 1
+    u = np.linspace(-1.0, 1.0, n)
+    return kind.vcm + kind.span * (alpha * u + (1 - alpha) * u ** 3)
+
+
+def _sweep_head(kind, span: float, alpha: float = GRID_ALPHA) -> list:
+    """Sources: uniform sweeps us, ud in [-1, 1] (the .dc variables) shaped by behavioural sources into the
+    input nets s, d (v = v_cm + span (a u + (1 - a) u^3)); vcm at v_cm."""
+    shape = lambda u: f"{kind.vcm} + {span} * ({alpha} * v({u}) + {1 - alpha} * v({u}) * v({u}) * v({u}))"
+    return [f"Vcm vcm 0 {kind.vcm}", "Vus us 0 dc 0", "Vud ud 0 dc 0",
+            f"Bs s 0 V = {shape('us')}", f"Bd d 0 V = {shape('ud')}"]
+
+
+def _head(pdk, kind, corner, sub, title) -> list:
+    """characterize._header + a 1 TOhm shunt on every node (`rshunt`): the off magnitude legs leave pfet
+    cascode drains that only off switches touch, and with gmin = 1e-15 Newton failed at most sweep points and fell
+    back to gmin stepping (3 instances x 5 points: 36 s -> 14 s; the shunt adds <= 1 pA at any node)."""
+    from .characterize import _header
+    return _header(pdk, kind, corner, sub, title) + [".options rshunt=1e12"]
+
+
+def _tanh_combos(kind):
+    """Characterized (cs, cd, o): every magnitude bit alone per input with both signs (o = 8: theta3 ~ 0),
+    +-15 on one input and on both (all four sign pairs), a bias series at zero gain (the output is then
+    I_T tanh(theta3[o]) everywhere), mixed combos, and difference-form combos cd = -cs with offsets."""
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    out = []
+    for k in range(kind.bits):
+        for sg in (1, -1):
+            out += [(sg * 2 ** k, 0, half), (0, sg * 2 ** k, half)]
+    out += [(full, 0, half), (-full, 0, half), (0, full, half), (0, -full, half)]
+    out += [(a, b, half) for a in (full, -full) for b in (full, -full)]
+    out += [(0, 0, o) for o in (0, 3, 5, 7, 8, 9, 11, 13, 15)]
+    out += [(5, -10, 9), (-7, 3, 11), (12, 6, 5), (9, 2, 6)]          # mixed (held out of the surrogate fit)
+    out += [(6, -6, 8), (10, -10, 11), (3, -3, 5), (-8, 8, 10)]       # difference form theta1 (vs - vd) + theta3
+    return out
+
+
+def _inst(kind, sub, tag, cs, cd, o, en="en", s="s", d="d"):
+    lines = RL._inst_lin(kind, sub, tag, cs, cd, o, en=en, bias=BIAS_PINS)
+    return [ln.replace(f"Vmd{tag} d{tag} d 0", f"Vmd{tag} d{tag} {d} 0").replace(f"Vms{tag} s s{tag} 0",
+                                                                               f"Vms{tag} {s} s{tag} 0")
+            for ln in lines]
+
+
+def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
+    """DC surfaces of every combo (+ one disabled instance) over the vs x vd grid (`grid_volts`), instances
+    split over `jobs` ngspice runs side by side; AC; mismatch (n_mc copies)."""
+    from .tanh_lin_analysis import analyze_tanh_lin
+    sub = kind.subckt(pdk)
+    combos = _tanh_combos(kind)
+    grid = grid_volts(kind)
+    n = len(grid)
+    head = _head(pdk, kind, corner, sub, "DC surfaces") + _sweep_head(kind, kind.span)
+    full = 2 ** kind.bits - 1
+    insts = [(RL._tag(*c), *c, "en") for c in combos] + [("off", full, full, 2 ** kind.obits - 1, "0")]
+    dc, wall, n_decks = R._split_run(
+        head, insts, f".dc Vus -1 1 {2 / (n - 1):.6f} Vud -1 1 {2 / (n - 1):.6f}", max(1, jobs),
+        lambda tag, cs, cd, o, en: _inst(kind, sub, tag, cs, cd, o, en=en),
+        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[n * n], timeout=3600)
+    get = lambda pre: np.stack([np.real(dc[f"i({pre}{RL._tag(*c)})"]).reshape(n, n) for c in combos])
+    i_d, i_s, i_dd = get("vmd"), get("vms"), get("vdd")
+    leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
+    summary, table, codetab = analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
+    summary.update(dc_runs=n_decks, supply_disabled_A=float(np.real(dc["i(vddoff)"])[(n * n) // 2]))
+    summary.update(ac_tanh_lin(pdk, kind, corner))
+    if n_mc > 1:
+        summary.update(mismatch_tanh_lin(pdk, kind, corner, n_mc, summary, jobs))
+    return summary, table, codetab
+
+
+def ac_tanh_lin(pdk, kind, corner) -> dict:
+    """Small-signal bandwidth of theta1 ((15, 0, 8), vs driven) and theta2 ((0, 15, 8), the d pin driven: the
+    cell's d input is its own output node), both inputs at v_cm: -3 dB frequency of |i_d / v|."""
+    from .characterize import _bandwidth
+    from ..sim.ngspice import run_deck
+    sub = kind.subckt(pdk)
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    lines = _head(pdk, kind, corner, sub, "AC") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1",
+                                                     f"Vd d 0 dc {kind.vcm}"]
+    lines += _inst(kind, sub, "t1", full, 0, half) + _inst(kind, sub, "t2", 0, full, half, s="d", d="s")
+    lines += [".ac dec 10 1e3 1e9", ".end"]
+    res = run_deck("\n".join(lines), cell=kind.name, point=f"AC at corner {corner}")
+    ac = res.plots[-1]
+    freq = np.real(ac["frequency"])
+    out = {}
+    for tag, nm in (("t1", "theta1"), ("t2", "theta2")):
+        mag = np.abs(ac[f"i(vmd{tag})"])
+        out[f"bandwidth_{nm}_Hz"] = _bandwidth(freq, mag)
+        out[f"ac_lowfreq_{nm}_A_per_V"] = float(mag[0])
+    out["wall_s_ac"] = res.wall_s
+    return out
+
+
+def mismatch_tanh_lin(pdk, kind, corner, n_mc, summary, jobs=1) -> dict:
+    """n_mc copies (corner <corner>_mm) of (15, 0, 8), (4, 0, 8), (0, 4, 8) (active input swept over
+    v_cm +- span_k, 7 points, the other at v_cm) and (0, 0, 8) -> per combo sigma of the fitted slope (relative)
+    and of theta3 (atanh(i / A) = theta x + theta3, fitted on the unsaturated points) and the input-referred
+    offset theta3 / theta (V)."""
+    mm = corner + pdk.mismatch_suffix
+    sub = kind.subckt(pdk)
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    combos = [(full, 0, half), (4, 0, half), (0, 4, half), (0, 0, half)]
+    amp = summary["amp_A"]
+    npts = 7
+    head = _head(pdk, kind, mm, sub, f"mismatch x{n_mc}") + [
+        f"Vcm vcm 0 {kind.vcm}", "Vu u 0 dc 0", f"Bs1 s1 0 V = {kind.vcm} + 0.03 * v(u)",
+        f"Bs2 s2 0 V = {kind.vcm} + 0.1 * v(u)", f"Vh h 0 {kind.vcm}"]
+    net = {combos[0]: ("s1", "h"), combos[1]: ("s2", "h"), combos[2]: ("h", "s2"), combos[3]: ("h", "h")}
+    span = {combos[0]: 0.03, combos[1]: 0.1, combos[2]: 0.1, combos[3]: 0.1}
+    insts = [(f"{RL._tag(*c)}m{m}", *c) for c in combos for m in range(n_mc)]
+
+    def lines(tag, cs, cd, o):
+        sn, dn = net[(cs, cd, o)]
+        return _inst(kind, sub, tag, cs, cd, o, s=sn, d=dn)
+    dc, wall, _ = R._split_run(head, insts, f".dc Vu -1 1 {2 / (npts - 1):.6f}", max(1, jobs), lines,
+                               cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
+    u = np.linspace(-1, 1, npts)
+    sig_t, sig_t3, sig_off = {}, {}, {}
+    for c in combos:
+        th, t3 = [], []
+        for m in range(n_mc):
+            y = np.real(dc[f"i(vmd{RL._tag(*c)}m{m})"]) / amp
+            ok = np.abs(y) < 0.95
+            z = np.arctanh(np.clip(y, -0.999, 0.999))
+            if c[:2] == (0, 0):
+                t3.append(float(np.mean(z))); continue
+            if ok.sum() >= 3:
+                pg = np.polyfit(span[c] * u[ok], z[ok], 1)
+                th.append(pg[0]); t3.append(pg[1])
+        key = ",".join(str(x) for x in c)
+        sig_t3[key] = float(np.std(t3, ddof=1)) if len(t3) > 2 else float("nan")
+        if th:
+            sig_t[key] = float(np.std(th, ddof=1) / abs(np.mean(th))) if len(th) > 2 else float("nan")
+            sig_off[key] = float(np.std(np.array(t3) / np.array(th), ddof=1)) if len(th) > 2 else float("nan")
+    return dict(mc_n=n_mc, mc_combos=[list(x) for x in combos], sigma_slope_rel=sig_t, sigma_theta3=sig_t3,
+                sigma_offset_V=sig_off, wall_s_mc=wall)

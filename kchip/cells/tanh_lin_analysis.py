@@ -1,0 +1,219 @@
+"""Analysis of the tanh_lin cell's characterization (no simulation): the cell law with a few constants per
+corner, per-combo fits of the three-parameter tanh, the code tables the quantize stage and the L2 surrogate
+take, plots. `kchip.cells.tanh_lin` holds the subcircuit and the ngspice decks.
+
+Cell law (4 constants A, S_s, S_d, T per corner):  i = A tanh(S_s (cs/15) x + S_d (cd/15) y + T (o - 8)),
+x = vs - v_cm, y = vd - v_cm. Table law: i = A tanh(slope_s[cs] x + slope_d[cd] y + offset[o]). Surrogate law:
+i = A_+- tanh(u), u = the table argument + k_cm (|cs| + |cd|) / 15, A_+ for u >= 0 and A_- for u < 0.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+
+def surrogate_current(u, a_pos: float, a_neg: float):
+    """Output of the surrogate law for the tanh argument u (numpy)."""
+    return np.where(u >= 0, a_pos, a_neg) * np.tanh(u)
+
+
+def _fit_combo(X, Y, i, amp, guess):
+    """Least squares i = amp tanh(t1 X + t2 Y + t3) -> (t1, t2, t3), started from `guess` (the cell law)."""
+    from scipy.optimize import least_squares
+    r = least_squares(lambda q: ((amp * np.tanh(q[0] * X + q[1] * Y + q[2]) - i) / amp).ravel(), x0=np.asarray(guess, float),
+                      x_scale=[10.0, 10.0, 0.3])
+    return r.x
+
+
+def _cell_law(combos, X, Y, i_d, kind):
+    """A, S_s, S_d, T of the cell law: least squares, then minimax (Nelder-Mead) -> (q, nominal surfaces)."""
+    from scipy.optimize import least_squares, minimize
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    cs = np.array([c[0] for c in combos], float)[:, None, None] / full
+    cd = np.array([c[1] for c in combos], float)[:, None, None] / full
+    orel = np.array([c[2] - half for c in combos], float)[:, None, None]
+    q0 = np.array([1e-6, 60.0, 60.0, 0.35])
+    law = lambda q: q[0] * q0[0] * np.tanh(q[1] * q0[1] * cs * X + q[2] * q0[2] * cd * Y + q[3] * q0[3] * orel)
+    ls = least_squares(lambda q: (law(q) - i_d).ravel() / q0[0], x0=[1, 1, 1, 1])
+    mm = minimize(lambda q: np.max(np.abs(law(q) - i_d)), ls.x, method="Nelder-Mead",
+                  options=dict(xatol=1e-6, fatol=1e-13, maxiter=6000))
+    q = mm.x if mm.fun <= np.max(np.abs(law(ls.x) - i_d)) else ls.x
+    return q * q0, law(q)
+
+
+def _surrogate_fit(i_d, u, amp):
+    """Minimax (grid) amplitudes A_+ (u >= 0) and A_- (u < 0): the two halves are independent."""
+    best = []
+    for sel in (u >= 0, u < 0):
+        t = np.tanh(u[sel])
+        cand = amp * np.linspace(0.97, 1.03, 601)
+        err = [np.max(np.abs(i_d[sel] - a * t)) if sel.any() else 0.0 for a in cand]
+        best.append(float(cand[int(np.argmin(err))]))
+    return best
+
+
+def _table_arg(tabs, k_cm, combos, sel, X, Y, kmax):
+    """Table argument slope_s[cs] x + slope_d[cd] y + offset[o] of the combos `sel`, and the same + the
+    common-mode term k_cm (|cs| + |cd|) / 15 (the surrogate's)."""
+    gs = np.array([tabs["slope_s"].value(combos[j][0]) for j in sel])[:, None, None]
+    gd = np.array([tabs["slope_d"].value(combos[j][1]) for j in sel])[:, None, None]
+    b = np.array([tabs["offset"].value(combos[j][2]) for j in sel])[:, None, None]
+    cm = np.array([(abs(combos[j][0]) + abs(combos[j][1])) / kmax for j in sel])[:, None, None]
+    return gs * X + gd * Y + b, gs * X + gd * Y + b + k_cm * cm
+
+
+def _code_tables(kind, combos, theta, rows):
+    """slope_s / slope_d [1/V] for the signed codes: sums of per-bit slopes, one set per sign, each bit's slope
+    from its bit-alone combo (the legs add; the combos at +-15 check that). offset[o]: additive in the offset
+    bits plus a common-mode term theta3 = offset[o] + k_cm (|cs| + |cd|) / 15, least squares over the combos
+    `rows`. Returns (tables, k_cm, max residual of the offset fit)."""
+    from .tables import CodeParam
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    tabs = {}
+    for axis, nm in ((0, "slope_s"), (1, "slope_d")):
+        w = {}
+        for sg in (1, -1):
+            def bit(k):
+                c = [0, 0, half]; c[axis] = sg * 2 ** k
+                return theta[combos.index(tuple(c)), axis]
+            w[sg] = np.array([bit(k) for k in range(kind.bits)])
+        codes = list(range(-full, full + 1))
+        tabs[nm] = CodeParam(codes, [float(sum(w[1 if c >= 0 else -1][k] for k in range(kind.bits)
+                                               if (abs(c) >> k) & 1)) for c in codes])
+    A = np.array([[1.0] + [float((combos[j][2] >> k) & 1) for k in range(kind.obits)] +
+                  [(abs(combos[j][0]) + abs(combos[j][1])) / full] for j in rows])
+    beta = np.linalg.lstsq(A, theta[rows, 2], rcond=None)[0]
+    ocodes = list(range(2 ** kind.obits))
+    tabs["offset"] = CodeParam(ocodes, [float(beta[0] + sum(beta[1 + k] for k in range(kind.obits) if (o >> k) & 1))
+                                        for o in ocodes])
+    return tabs, float(beta[-1]), float(np.max(np.abs(A @ beta - theta[rows, 2])))
+
+
+def _tables_and_surrogate(kind, combos, theta, i_d, X, Y, amp, i_fs):
+    """Code tables from the per-combo fits (every combo but the mixed ones), the table law's deviation, the
+    surrogate's amplitudes and deviation over all combos, on the mixed combos held out of every fit (tables and
+    amplitudes rebuilt without them), and on the difference-form combos (cd = -cs)."""
+    full = 2 ** kind.bits - 1
+    allj = list(range(len(combos)))
+    mixed = [j for j, c in enumerate(combos) if c[0] not in (0, full, -full) and c[1] not in (0, full, -full)
+             and c[0] != -c[1]]
+    rest = [j for j in allj if j not in mixed]
+    diff = [j for j, c in enumerate(combos) if c[0] == -c[1] and c[0] != 0]
+    tabs, k_cm, resid = _code_tables(kind, combos, theta, rest)
+    u_tab, u_sur = _table_arg(tabs, k_cm, combos, allj, X, Y, full)
+    dev_tab = float(np.max(np.abs(i_d - amp * np.tanh(u_tab)))) / i_fs
+    a_p, a_n = _surrogate_fit(i_d, u_sur, amp)
+    err = np.abs(i_d - surrogate_current(u_sur, a_p, a_n)) / i_fs
+    ap_h, an_h = _surrogate_fit(i_d[rest], u_sur[rest], amp)
+    dev_held = float(np.max(np.abs(i_d[mixed] - surrogate_current(u_sur[mixed], ap_h, an_h)))) / i_fs
+    return tabs, dict(theta3_cm=float(k_cm), offset_table_resid=float(resid), a_pos_A=a_p, a_neg_A=a_n,
+                      max_dev_table_model_pct_fs=100 * dev_tab, max_dev_surrogate_pct_fs=100 * float(np.max(err)),
+                      max_dev_surrogate_heldout_mixed_pct_fs=100 * dev_held,
+                      max_dev_surrogate_diff_form_pct_fs=100 * float(np.max(err[diff])) if diff else float("nan"),
+                      heldout_combos=[list(combos[j]) for j in mixed])
+
+
+def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
+    """Fits, figures of merit and code tables of the tanh_lin cell from its surfaces (no simulation)."""
+    from .tables import CellTable, CodeParam, CodeTable
+    combos = [tuple(int(x) for x in c) for c in combos]
+    n = len(grid)
+    VS, VD = np.meshgrid(grid, grid)                # (vd, vs) layout, vs fastest
+    X, Y = VS - kind.vcm, VD - kind.vcm
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    q, nominal = _cell_law(combos, X, Y, i_d, kind)
+    amp, S_s, S_d, T = (float(v) for v in q)
+    i_fs = amp
+    dev = float(np.max(np.abs(i_d - nominal))) / i_fs
+    jw, dw, sw = np.unravel_index(int(np.argmax(np.abs(i_d - nominal))), i_d.shape)
+    theta, dev_fit = [], 0.0
+    for j, c in enumerate(combos):
+        t = _fit_combo(X, Y, i_d[j], amp, (S_s * c[0] / full, S_d * c[1] / full, T * (c[2] - half)))
+        theta.append(t)
+        dev_fit = max(dev_fit, float(np.max(np.abs(i_d[j] - amp * np.tanh(t[0] * X + t[1] * Y + t[2])))) / i_fs)
+    theta = np.array(theta)
+    params, sur = _tables_and_surrogate(kind, combos, theta, i_d, X, Y, amp, i_fs)
+    kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
+    key = lambda c: ",".join(str(x) for x in c)
+    ranges = dict(theta1_max_per_V=float(np.max(np.abs(params["slope_s"].values))),
+                  theta2_max_per_V=float(np.max(np.abs(params["slope_d"].values))),
+                  theta3_min=float(np.min(params["offset"].values)), theta3_max=float(np.max(params["offset"].values)),
+                  theta3_step=float(np.median(np.diff(params["offset"].values))))
+    table = CellTable(kind.name, corner, np.arange(len(combos)), grid, grid, i_d, i_s, i_dd, {}, ())
+    summary = dict(cell=kind.name, corner=corner, i_fs_A=i_fs, amp_A=amp, i_unit_A=kind.i_unit, vcm_V=kind.vcm,
+                   span_V=kind.span, grid_V=[float(v) for v in grid], grid_points=int(n * n),
+                   combos=[list(c) for c in combos], S_s_per_V=S_s, S_d_per_V=S_d, T_per_lsb=T,
+                   max_dev_pct_fs=100 * dev,
+                   max_dev_at=dict(combo=list(combos[jw]), vs_V=float(grid[sw]), vd_V=float(grid[dw])),
+                   max_dev_percode_fit_pct_fs=100 * dev_fit,
+                   theta_per_combo={key(c): theta[j].tolist() for j, c in enumerate(combos)}, **ranges, **sur,
+                   kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
+                   leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=wall, mc_n=0,
+                   ideal_law="i = A tanh(S_s (cs/15) (vs-vcm) + S_d (cd/15) (vd-vcm) + T (o-8))",
+                   supply_current_A={key(c): float(i_dd[j, n // 2, n // 2]) for j, c in enumerate(combos)})
+    codetab = CodeTable(kind.name, corner, params, units={"slope_s": "1/V", "slope_d": "1/V", "offset": "1"},
+                        meta=dict(bits=kind.bits, obits=kind.obits, vcm_V=kind.vcm, amp_A=amp,
+                                  amp_pos_A=sur["a_pos_A"], amp_neg_A=sur["a_neg_A"], theta3_cm=sur["theta3_cm"],
+                                  S_s_per_V=S_s, S_d_per_V=S_d, T_per_lsb=T, **ranges,
+                                  law="i(s->d) = I_T tanh(slope_s[cs] (vs-vcm) + slope_d[cd] (vd-vcm) + offset[o]); "
+                                      "signed gain codes: sign pin ngs/ngd = 1 for cs/cd < 0",
+                                  surrogate_law="A tanh(u), u = table argument + theta3_cm (|cs| + |cd|) / 15, "
+                                                "A = amp_pos_A for u >= 0, amp_neg_A for u < 0",
+                                  table_index="CellTable codes index the (cs, cd, o) triples in summary.combos",
+                                  slope_note="slope_s/slope_d [1/V]: sums of per-bit slopes (per sign), least squares "
+                                             "over the per-combo fits; theta1_SW = slope * V_u",
+                                  offset_note="offset[o]: additive in the offset bits, at zero gain codes; the realized "
+                                              "theta3 adds theta3_cm (|cs| + |cd|) / 15"))
+    table.scalars = summary
+    return summary, table, codetab
+
+
+def reanalyze_tanh_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
+    """Recompute the tanh_lin fits / code tables from a saved <corner>.npz (no SPICE)."""
+    from pathlib import Path
+    from .characterize import KINDS, REPO, write_results
+    from .tables import CellTable
+    kind = KINDS["tanh_lin"]
+    out_dir = Path(out_dir) if out_dir is not None else REPO / "characterization" / kind.name
+    t = CellTable.load(out_dir / f"{corner}.npz")
+    old = t.scalars
+    summary, table, codetab = analyze_tanh_lin(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
+                                               old["leakage_disabled_A"], old["wall_s_dc"])
+    for k in ("wall_s_total", "dc_runs", "supply_disabled_A", "bandwidth_theta1_Hz", "bandwidth_theta2_Hz",
+              "ac_lowfreq_theta1_A_per_V", "ac_lowfreq_theta2_A_per_V", "wall_s_ac", "mc_n", "mc_combos",
+              "sigma_slope_rel", "sigma_theta3", "sigma_offset_V", "wall_s_mc"):
+        if k in old:
+            summary[k] = old[k]
+    return write_results(kind, corner, table, codetab, summary, out_dir, plots)
+
+
+def plot_tanh_lin(kind, table, path) -> None:
+    """Curves at vd = v_cm (theta1 codes) and at vs = v_cm (theta2 codes); map of the worst deviation from the
+    cell law over the (vs, vd) grid."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .characterize import save_deviation_plot
+    s = table.scalars
+    g = np.asarray(table.vs)
+    mid = len(g) // 2
+    cb = [tuple(c) for c in s["combos"]]
+    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
+    fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), dpi=80)
+    for j, c in enumerate(cb):
+        if c[1] == 0 and c[0] != 0:
+            ax[0].plot(g, table.i_d[j, mid] * 1e9, ".-", lw=1, ms=3, label=f"cs={c[0]}")
+        if c[0] == 0 and c[1] != 0:
+            ax[1].plot(g, table.i_d[j, :, mid] * 1e9, ".-", lw=1, ms=3, label=f"cd={c[1]}")
+    ax[0].set_xlabel("vs [V] (vd = v_cm, o = 8)"); ax[0].set_ylabel("I into d [nA]")
+    ax[1].set_xlabel("vd [V] (vs = v_cm, o = 8)")
+    ax[0].set_title(f"{table.cell} {table.corner}: theta1 codes"); ax[1].set_title("theta2 codes")
+    ax[0].legend(fontsize=5, ncol=2); ax[1].legend(fontsize=5, ncol=2)
+    VS, VD = np.meshgrid(g, g)
+    a = np.array([c[0] for c in cb])[:, None, None] / full
+    b = np.array([c[1] for c in cb])[:, None, None] / full
+    o = np.array([c[2] - half for c in cb], float)[:, None, None]
+    ideal = s["amp_A"] * np.tanh(s["S_s_per_V"] * a * (VS - kind.vcm) + s["S_d_per_V"] * b * (VD - kind.vcm)
+                                 + s["T_per_lsb"] * o)
+    dev = np.max(np.abs(table.i_d - ideal), axis=0) / s["i_fs_A"] * 100
+    save_deviation_plot(fig, ax[2], dev, g, g, s["max_dev_pct_fs"], path)

@@ -1,0 +1,108 @@
+"""tanh_lin (three-parameter tanh cell, paper Eq. 13): subcircuit text (pins, blocks, steering), the analysis on a
+synthetic ideal surface, the code tables for the quantizer, the L2 surrogate (committed tt table, gradcheck) and
+an ngspice smoke test of one cell."""
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from kchip.cells import library as L
+from kchip.cells.characterize import KINDS
+from kchip.cells.tanh_lin import _tanh_combos, grid_volts, tanh_lin_pins, tanh_lin_subckt
+from kchip.cells.tanh_lin_analysis import analyze_tanh_lin
+from kchip.pdk import load_pdk
+
+ROOT = Path(__file__).resolve().parents[1] / "characterization" / "tanh_lin"
+
+
+@pytest.fixture(scope="module")
+def sub():
+    return tanh_lin_subckt(load_pdk())
+
+
+def test_pins_and_registration(sub):
+    assert sub.pins == tanh_lin_pins(4, 4) == (["s", "d", "en", "gs0", "gs1", "gs2", "gs3", "ngs", "gd0", "gd1", "gd2",
+                                               "gd3", "ngd", "o0", "o1", "o2", "o3", "vbn", "vcp", "vcn", "vcm",
+                                               "vdd", "vss"])
+    assert sub.text.splitlines()[0].split()[2:] == sub.pins
+    assert KINDS["tanh_lin"].subckt(load_pdk()).text == sub.text
+    assert ".lib" not in sub.text and ".include" not in sub.text
+
+
+def test_blocks(sub):
+    t = sub.text
+    # relu_lin's front end: legs into x / nbx, gate-swap sign
+    assert re.search(r"^XPA1L3S \S+ gs3 x vss ", t, re.M) and re.search(r"^XPB2L0S \S+ gd0 nbx vss ", t, re.M)
+    assert re.search(r"^XTA1NN vcm ngs g1a vss ", t, re.M)
+    # divided bias copies: 14-unit diodes, 1-unit copies into x / nbx
+    assert re.search(r"^XPC \S+ nc vdd vdd \S+ w=2 l=6 m=14 mult=14$", t, re.M)
+    assert re.search(r"^XPCXC x vcp ", t, re.M) and re.search(r"^XPKXC nbx vcp ", t, re.M)
+    # R from x to ref (xhigh poly, 1.6 MOhm drawn = 800 squares of 0.35 um), class-AB ref, clamp, pair, tail
+    assert re.search(r"^XRC x ref vss sky130_fd_pr__res_xhigh_po w=0.35 l=280.00$", t, re.M)
+    assert re.search(r"^XRFP ref ref vdd vdd ", t, re.M) and re.search(r"^XRFN ref ref vss vss ", t, re.M)
+    assert re.search(r"^XCLP x x ref ref sky130_fd_pr__nfet_01v8_lvt ", t, re.M)
+    assert re.search(r"^XTM1 ta x tt tt sky130_fd_pr__nfet_01v8_lvt w=16 l=0.5$", t, re.M)
+    assert re.search(r"^XTM2 tb ref tt tt ", t, re.M) and re.search(r"^XTTU ttq vbn vss vss .* w=1.022 l=4 m=15 mult=15$", t, re.M)
+    # output steering (tanh_diff's stage, prefixed): en only steers; the front end is never gated by en
+    assert re.search(r"^XTPADSO d enb topad vdd ", t, re.M) and re.search(r"^XTNASSO s en tonas vss ", t, re.M)
+    assert not re.search(r"^X(SEA|SEB|BEA|BEB)\S* \S+ en ", t, re.M)
+    assert "vk" not in sub.pins and " vcm " in t
+
+
+def test_tanh_diff_text_unchanged_by_prefix():
+    t = L.tanh_diff(load_pdk()).text
+    assert re.search(r"^XPADSO d enb opad vdd ", t, re.M) and "XTPA" not in t
+
+
+def _ideal(kind, combos, grid, A=0.98e-6, S=70.0, T=0.35):
+    VS, VD = np.meshgrid(grid, grid)
+    return np.stack([A * np.tanh(S * cs / 15 * (VS - 0.9) + S * cd / 15 * (VD - 0.9) + T * (o - 8))
+                     for cs, cd, o in combos])
+
+
+def test_analysis_recovers_an_ideal_cell():
+    kind = KINDS["tanh_lin"]
+    combos = _tanh_combos(kind)
+    grid = grid_volts(kind)
+    i_d = _ideal(kind, combos, grid)
+    s, table, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0)
+    assert s["max_dev_pct_fs"] < 0.05 and s["max_dev_table_model_pct_fs"] < 0.05
+    assert s["max_dev_surrogate_pct_fs"] < 0.05 and s["max_dev_surrogate_heldout_mixed_pct_fs"] < 0.05
+    assert s["amp_A"] == pytest.approx(0.98e-6, rel=1e-3) and s["S_s_per_V"] == pytest.approx(70, rel=1e-3)
+    np.testing.assert_allclose(ct.params["slope_s"].value(np.array([-15, -1, 0, 7])), 70 * np.array([-1, -1 / 15, 0, 7 / 15]),
+                               rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(ct.params["offset"].value(np.array([0, 8, 15])), 0.35 * np.array([-8, 0, 7]),
+                               rtol=1e-3, atol=1e-4)
+    assert s["theta1_max_per_V"] == pytest.approx(70, rel=1e-3)
+    from kchip.quantize.tables import from_cells_table
+    q = from_cells_table(ct)
+    assert set(q) == {"tanh_lin.slope_s", "tanh_lin.slope_d", "tanh_lin.offset"}
+    assert q["tanh_lin.slope_s"].kind == "slope" and q["tanh_lin.offset"].kind == "offset"
+    assert q["tanh_lin.offset"].signed is False and q["tanh_lin.slope_d"].signed is True
+
+
+def test_surrogate_ideal_and_gradcheck():
+    kind = KINDS["tanh_lin"]
+    combos = _tanh_combos(kind)
+    grid = grid_volts(kind)
+    i_d = _ideal(kind, combos, grid)
+    _, _, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0)
+    from kchip.cells.surrogate import TanhLinSurrogate
+    sur = TanhLinSurrogate(ct)
+    vs = torch.tensor([[0.91, 0.85]], dtype=torch.float64)
+    vd = torch.tensor([[0.9, 0.93]], dtype=torch.float64)
+    i = sur.current_hw(torch.tensor([[15]]), torch.tensor([[-15]]), torch.tensor([[9]]), vs, vd)
+    want = 0.98e-6 * np.tanh(70 * (vs.numpy() - 0.9) - 70 * (vd.numpy() - 0.9) + 0.35)
+    np.testing.assert_allclose(i.numpy(), want, rtol=2e-3, atol=1e-10)
+    f = lambda a, b: sur.current_hw(torch.tensor([[3, -7]]), torch.tensor([[5, 2]]), torch.tensor([[8, 11]]), a, b) * 1e6
+    a = (0.9 + 0.05 * torch.randn(1, 2, dtype=torch.float64)).requires_grad_()
+    b = (0.9 + 0.05 * torch.randn(1, 2, dtype=torch.float64)).requires_grad_()
+    assert torch.autograd.gradcheck(f, (a, b))
+    fn = sur.law(i_u=1e-6, v_u=0.05, v_cm=0.9)                 # SW units: codes (3, E), voltages (E, B)
+    out = fn(torch.tensor([[15], [0], [8]]), torch.tensor([[0.2]], dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64))
+    assert float(out) == pytest.approx(0.98 * np.tanh(70 * 0.01), rel=2e-3)
+    with pytest.raises(ValueError, match="tanh_lin/tt"):
+        sur.current_hw(torch.tensor(16), torch.tensor(0), torch.tensor(8), vs, vd)
