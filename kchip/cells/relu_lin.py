@@ -236,9 +236,10 @@ def mismatch_lin(pdk, kind, corner, n_mc, jobs=1) -> dict:
 
 
 def pin_caps_lin(pdk, kind, corner: str = "tt", f: float = 1e3, enabled: bool = False) -> dict:
-    """Passive pin capacitance [F] of s and d at V_cm (codes (15, 15, 8), cell disabled unless `enabled`):
-    Im(Y)/omega of an .ac at frequency f; instance "cs" has the ac source on its s pin, instance "cd" (pins
-    swapped) on its d pin, the other pin held at V_cm."""
+    """Passive pin capacitance [F] of s and d at V_cm (codes (15, 15, 8), cell disabled unless `enabled`) of a
+    three-parameter cell (relu_lin, tanh_lin: same pin order, tanh_lin without vk): Im(Y)/omega of an .ac at
+    frequency f; instance "cs" has the ac source on its s pin, instance "cd" (pins swapped) on its d pin, the
+    other pin held at V_cm."""
     from .characterize import _header
     from ..sim.ngspice import run_deck
     sub = kind.subckt(pdk)
@@ -246,8 +247,9 @@ def pin_caps_lin(pdk, kind, corner: str = "tt", f: float = 1e3, enabled: bool = 
     en = "en" if enabled else "0"
     lines = _header(pdk, kind, corner, sub, "pin capacitance") + [
         f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1", f"Vd d 0 dc {kind.vcm}"]
-    lines += _inst_lin(kind, sub, "cs", full, full, half, en=en)
-    lines += _swap_sd(_inst_lin(kind, sub, "cd", full, full, half, en=en), "cd")
+    bias = L.bias_pins(kind.obits if kind.family == "relu_lin" else 0)
+    lines += _inst_lin(kind, sub, "cs", full, full, half, en=en, bias=bias)
+    lines += _swap_sd(_inst_lin(kind, sub, "cd", full, full, half, en=en, bias=bias), "cd")
     lines += [f".ac lin 1 {f:g} {f:g}", ".end"]
     ac = run_deck("\n".join(lines), cell=kind.name, point=f"pin capacitance {corner}").plots[0]
     w = 2 * np.pi * f

@@ -28,14 +28,18 @@ import numpy as np
 from kchip.quantize.chipspec import ChipSpec
 from kchip.cells.tables import CodeTable
 
-SUPPORTED_LAWS = {"relu_diff": "relu_diff", "relu_lin": "relu_lin"}      # law -> transistor cell kind
+# law -> transistor cell kind (ShiftRelu2 / ShiftTanh2: the official names of the Eq. 12 / 13 laws)
+SUPPORTED_LAWS = {"relu_diff": "relu_diff", "relu_lin": "relu_lin", "ShiftRelu2": "relu_lin",
+                  "tanh_lin": "tanh_lin", "ShiftTanh2": "tanh_lin"}
 # measured passive pin capacitance of a relu_diff cell at V_cm (tt, .ac at 1 kHz, cell disabled,
 # `kchip.cells.relu_transient.pin_caps`): s pin 35 fF, d pin 28 fF (was 16 fF, 25 fF re-measured, before the
 # keep-alive sink and the wider pfet cascodes at d)
 PIN_CAP_F = {"relu_diff": {"s": 35e-15, "d": 28e-15},
              # relu_lin (enable by output steering), the same measurement (`kchip.cells.relu_lin.pin_caps_lin`,
              # codes (15, 15, 8), tt): s 11.4 fF, d 11.5 fF
-             "relu_lin": {"s": 11.4e-15, "d": 11.5e-15}}
+             "relu_lin": {"s": 11.4e-15, "d": 11.5e-15},
+             # tanh_lin, the same measurement (codes (15, 15, 8), disabled, tt): s 11.1 fF, d 11.1 fF
+             "tanh_lin": {"s": 11.1e-15, "d": 11.1e-15}}
 LOGIC_HIGH = 1.8
 # bias generator copies per instantiated cell (`kchip.cells.library.bias_gen` mult): the shared lines carry
 # ~15 pF of gates per relu_diff cell; measured on a 5-cell chip whose cells switch on (docs/netlist.md)
@@ -207,13 +211,17 @@ def _cells(spec: ChipSpec, kind: str, table: CodeTable, pdk, span: float):
         return rep, [cells[1].text, cells[-1].text], lambda e: " ".join(
             bits(e["code"], model.bits) + bits(e["ocode"], model.obits) + L.bias_pins(model.obits)
             + ["vdd", "0", cells[e["sign"]].name])
-    from kchip.cells.relu_lin import relu_lin_subckt
     from .lincell import LinCellModel, lin_code_pins, realize_lin
     model = LinCellModel.from_table(table)
     rep = realize_lin(spec, model, span)
-    sub = relu_lin_subckt(pdk)
+    if kind == "tanh_lin":
+        from kchip.cells.tanh_lin import BIAS_PINS, tanh_lin_subckt
+        sub, bias_pins = tanh_lin_subckt(pdk), BIAS_PINS
+    else:
+        from kchip.cells.relu_lin import relu_lin_subckt
+        sub, bias_pins = relu_lin_subckt(pdk), L.bias_pins(model.obits)
     return rep, [sub.text], lambda e: " ".join(
-        lin_code_pins(e, model.bits, model.obits) + L.bias_pins(model.obits) + ["vcm", "vdd", "0", sub.name])
+        lin_code_pins(e, model.bits, model.obits) + list(bias_pins) + ["vcm", "vdd", "0", sub.name])
 
 
 def _node_lines(spec: ChipSpec, rep: Dict, pdk, switch: str, pins: Dict[str, float]) -> List[str]:

@@ -8,7 +8,7 @@ Each period becomes a `SurrogatePeriod`: its currents(vs, vd) evaluate the cell 
 kind with the codes the netlister chose for each edge (rep["edges"]: code, ocode, sign), in SW units through
 the chip's scaling (V_u and I_u of the report, the ChipSpec's V_cm). Its `param` holds the per-code realized
 values (`cell_level_spec`), which `currents` does not read. The cell kinds are a small registry
-(`register_cell`): relu_diff and relu_lin; another cell plugs in with a loader (corner -> object with
+(`register_cell`): relu_diff, relu_lin, tanh_lin; another cell plugs in with a loader (corner -> object with
 law(i_u, v_u, v_cm) -> fn(codes (rows, E), vs, vd)) and the per-edge code row it reads.
 
 `CodeLaw` is the relu_diff cell's per-code table law, relu(sign G[c] (vs - vd) + (c/15) B[o]), as such a
@@ -59,6 +59,15 @@ def _load_relu_lin(corner: str):
 
 
 register_cell("relu_lin", _load_relu_lin, lambda e: [int(e["cs"]), int(e["cd"]), int(e["ocode"])])
+
+
+def _load_tanh_lin(corner: str):
+    from kchip.cells.surrogate import TanhLinSurrogate
+    from kchip.netlist.transistor import cell_table_path
+    return TanhLinSurrogate.from_json(cell_table_path("tanh_lin", corner))
+
+
+register_cell("tanh_lin", _load_tanh_lin, lambda e: [int(e["cs"]), int(e["cd"]), int(e["ocode"])])
 
 
 def load_surrogate(kind: str, corner: str):
