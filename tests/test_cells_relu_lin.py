@@ -65,14 +65,27 @@ def test_sign_wiring(sub):
         assert re.search(rf"^XM1{i} na{i} g{i}a sa{i} ", t, re.M) and re.search(rf"^XM2{i} nb{i} g{i}b sb{i} ", t, re.M)
 
 
-def test_enable_gates_and_dumps(sub):
+def test_enable_steers_the_outputs(sub):
+    """Default enable="output" (as relu_diff): tails, bias legs and clamp always on (gates at vdd, no dumps); en
+    steers the s legs (ESO to s / DSO to vdd) and the y -> d mirror output (EDO to d / DDO to vss)."""
     t = sub.text
+    for i in (1, 2):
+        assert re.search(rf"^XSEA{i} sa{i} vdd ta{i} ", t, re.M) and f"XDTA{i} " not in t
+    assert re.search(r"^XBEA nc vdd bsa ", t, re.M) and "XDBA " not in t and re.search(r"^XSK kd vdd vdd ", t, re.M)
+    assert re.search(r"^XESO s en so vss ", t, re.M) and re.search(r"^XDSO so en vdd vdd ", t, re.M)
+    assert re.search(r"^XEDO d enb do vdd ", t, re.M) and re.search(r"^XDDO do enb vss vss ", t, re.M)
+    assert "SYD" not in t                  # the d switch of the bias-gated form is not needed behind EDO
+
+
+def test_enable_bias_option_gates_and_dumps():
+    """enable="bias" (the session-3 form) gates the bias paths, dumps them into vdd while off, and puts a
+    standard-V_T pfet switch (gate enb) between the y -> d mirror and d."""
+    t = relu_lin_subckt(load_pdk(), enable="bias").text
     for i in (1, 2):
         assert re.search(rf"^XSEA{i} sa{i} en ta{i} ", t, re.M) and re.search(rf"^XDTA{i} ta{i} en vdd vdd ", t, re.M)
         assert re.search(rf"^XDTB{i} tb{i} en vdd vdd ", t, re.M)
     assert re.search(r"^XBEA nc en bsa ", t, re.M) and re.search(r"^XBEB nk en bsb ", t, re.M)
     assert re.search(r"^XDBA bsa en vdd vdd ", t, re.M) and re.search(r"^XSK kd en vdd ", t, re.M)
-    # output: the y -> d pfet_lvt mirror reaches d only through a standard-V_T pfet switch (gate enb = not en)
     assert re.search(r"^XPYDC yd vcp ", t, re.M) and re.search(r"^XSYD d enb yd vdd sky130_fd_pr__pfet_01v8 w=1 l=0.5$", t, re.M)
     assert re.search(r"^XIEP enb en vdd vdd ", t, re.M) and re.search(r"^XIEN enb en vss vss ", t, re.M)
     assert "SYD" not in L.relu_diff(load_pdk()).text
