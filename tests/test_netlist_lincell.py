@@ -1,6 +1,7 @@
 """Transistor-level chips of the three-parameter ReLU law (Eq. 12) on the relu_lin cell: codes from the measured
 tables, I_u rule, clipping report, deck wiring; slow: the chip follows its L2 model in ngspice."""
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,15 +25,15 @@ def _table(g=2.5e-6, iub=1.75e-7):
                                         "bias": CodeParam(o, (o - 8) * iub)}, meta={"bits": 4, "obits": 4})
 
 
-def _lin_spec(p=None):
-    """3 nodes, 5 relu_lin edges: diffusive (theta1 > 0 on the source, theta2 < 0 on the destination) so that
-    the outputs are well conditioned in the inputs."""
+def _lin_spec(p=None, law="relu_lin"):
+    """3 nodes, 5 three-parameter edges: diffusive (theta1 > 0 on the source, theta2 < 0 on the destination) so
+    that the outputs are well conditioned in the inputs."""
     edges = [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
     if p is None:
         p = torch.tensor([[0.8, 0.6, 0.9, 0.0, 0.4],        # theta1 (vs)
                           [-0.7, -0.5, -0.8, -0.4, -0.3],   # theta2 (vd)
                           [0.3, 0.2, -0.2, 0.4, 0.1]])      # theta3
-    m = KirchhoffNet([Period(edges, "relu_lin", 1.0, param=p)], projector="last1")
+    m = KirchhoffNet([Period(edges, law, 1.0, param=p)], projector="last1")
     torch.manual_seed(0)
     x = torch.rand(32, 2) - 0.5
     lim = DeviceLimits(input_swing_v=0.3)
@@ -177,3 +178,43 @@ def test_realize_lin_tanh_uses_the_fixed_amplitude_and_counts_slopes_beyond_the_
         realize_lin(spec, m, span=0.3, i_u=2e-6)
     cs, cd, o, err, out = m.choose(80.0, 0.0, 0.0, 0.3)          # 80 /V: past the 50 /V table
     assert (cs, cd, o, out) == (15, 0, 8, True) and err == pytest.approx(30.0 * 0.3)
+
+
+# tanh_lin: slopes of a few per SW volt, so that the chip's V_u (~0.1-0.5 V) asks for several codes of the cell's
+# slope table rather than its first step
+TANH_P = torch.tensor([[3.0, 2.0, 2.5, 0.0, 1.5], [-2.5, -1.5, -2.0, -1.0, -1.0], [0.3, 0.2, -0.2, 0.4, 0.1]])
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "characterization/tanh_lin/tt.json").exists(),
+                    reason="no tanh_lin tables")
+def test_tanh_lin_transistor_deck():
+    spec = _lin_spec(TANH_P, "tanh_lin")
+    rep = {}
+    text = build_netlist(spec, "transistor", "tt", report=rep)
+    assert rep["cell"] == "tanh_lin" and ".subckt kc_tanh_lin" in text
+    e0 = next(ln for ln in text.splitlines() if ln.startswith("X_p0_e0_n1_n2"))
+    assert e0.split()[-6:-1] == ["vcp", "vcn", "vcm", "vdd", "0"]           # no vk on the tanh cell
+    assert rep["i_u"] == pytest.approx(LinCellModel.from_table(
+        CodeTable.from_json(Path(__file__).parents[1] / "characterization/tanh_lin/tt.json")).amp)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "characterization/tanh_lin/tt.json").exists(),
+                    reason="no tanh_lin tables")
+def test_tanh_lin_chip_follows_its_L2_model(tmp_path):
+    """3 nodes, 5 tanh_lin cells at tt with the standard-cell sequencer, 2 inferences in one ngspice run: the
+    chip's outputs are within 0.03 SW units of the L2 model (tanh_lin surrogates in the ODE)."""
+    from kchip.sim.l2 import surrogate_model
+    from kchip.sim.simulate import simulate
+    spec = _lin_spec(TANH_P, "tanh_lin")
+    rep = {}
+    deck = tmp_path / "chip.spice"
+    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
+    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
+    y, info = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
+    with torch.no_grad():
+        l2 = surrogate_model(spec, rep)(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
+    print("chip", y.ravel(), "L2 surrogate", l2.ravel(), "codes", [(e["cs"], e["cd"], e["ocode"]) for e in rep["edges"]],
+          "ngspice s", info.get("wall_s"), info.get("cpu_s"))
+    assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
