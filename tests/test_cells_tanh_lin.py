@@ -128,3 +128,26 @@ def test_ngspice_smoke_one_cell():
     assert b[0] > 0.9e-6 and b[2] < a[2] and b[1] > 0.8e-6                     # sign swapped, +4 offset steps
     assert np.max(np.abs(np.real(dc["i(vmsa)"]) - a)) < 0.02e-6                 # KCL: s sinks what d gets
     assert np.max(np.abs(dc["i(vmdoff)"])) < 1e-3 * kind.i_unit and np.max(np.abs(dc["i(vmsoff)"])) < 1e-3 * kind.i_unit
+
+
+@pytest.mark.skipif(not (ROOT / "tt.json").is_file(), reason="no committed tanh_lin table")
+def test_committed_tt_table_surrogate_and_quantizer():
+    """The surrogate reproduces the committed tt surfaces within the figure the characterization states
+    (max_dev_surrogate_pct_fs; its 0.5 % target is missed, docs/results.md), and the quantizer takes the json."""
+    import json
+    from kchip.cells.surrogate import TanhLinSurrogate
+    from kchip.cells.tables import CellTable, CodeTable
+    from kchip.quantize.tables import from_cells_table
+    t = CellTable.load(ROOT / "tt.npz")
+    s = json.loads((ROOT / "tt.json").read_text())["meta"]["summary"]
+    sur = TanhLinSurrogate.from_json(ROOT / "tt.json")
+    VS, VD = np.meshgrid(t.vs, t.vd)
+    worst = 0.0
+    for j, (cs, cd, o) in enumerate(s["combos"]):
+        i = sur.current_hw(torch.tensor(cs), torch.tensor(cd), torch.tensor(o), torch.tensor(VS), torch.tensor(VD))
+        worst = max(worst, float(np.max(np.abs(i.numpy() - t.i_d[j]))))
+    assert 100 * worst / s["i_fs_A"] == pytest.approx(s["max_dev_surrogate_pct_fs"], abs=0.02)
+    assert s["leakage_pct_of_i_unit"] <= 0.1
+    q = from_cells_table(CodeTable.from_json(ROOT / "tt.json"))
+    assert max(q["tanh_lin.slope_s"].vmax, -q["tanh_lin.slope_s"].vmin) == pytest.approx(s["theta1_max_per_V"], rel=1e-6)
+    assert q["tanh_lin.offset"].vmin == pytest.approx(s["theta3_min"], rel=1e-6)
