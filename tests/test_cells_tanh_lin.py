@@ -106,3 +106,48 @@ def test_surrogate_ideal_and_gradcheck():
     assert float(out) == pytest.approx(0.98 * np.tanh(70 * 0.01), rel=2e-3)
     with pytest.raises(ValueError, match="tanh_lin/tt"):
         sur.current_hw(torch.tensor(16), torch.tensor(0), torch.tensor(8), vs, vd)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="no ngspice")
+def test_ngspice_smoke_one_cell():
+    """One enabled cell at (15, 0, 8), one at (-15, 0, 12) and a disabled one, vs = v_cm + {-20, 0, 20} mV (tt):
+    the steep programmable tanh (theta1 ~ 70 /V), its sign bit and offset code, and en = 0 -> no current.
+    ~18 s of ngspice CPU (the operating point needs gmin stepping), 50 s at load 6: slow."""
+    from kchip.cells.relu_lin import _tag
+    from kchip.cells.tanh_lin import BIAS_PINS, _head, _inst
+    from kchip.sim.ngspice import run_deck
+    pdk, kind = load_pdk(), KINDS["tanh_lin"]
+    sub = kind.subckt(pdk)
+    lines = _head(pdk, kind, "tt", sub, "smoke") + ["Vcm vcm 0 0.9", "Vs s 0 dc 0.9", "Vd d 0 dc 0.9"]
+    lines += _inst(kind, sub, "a", 15, 0, 8) + _inst(kind, sub, "b", -15, 0, 12) + _inst(kind, sub, "off", 15, 0, 8, en="0")
+    res = run_deck("\n".join(lines + [".dc Vs 0.88 0.92 0.02", ".end"]), cell="tanh_lin", point="smoke", expect_points=[3])
+    dc = res.plots[0]
+    a, b = np.real(dc["i(vmda)"]), np.real(dc["i(vmdb)"])
+    assert a[0] < -0.7e-6 and abs(a[1]) < 0.15e-6 and a[2] > 0.7e-6           # ~ tanh(-+1.4), tanh(0)
+    assert b[0] > 0.9e-6 and b[2] < a[2] and b[1] > 0.8e-6                     # sign swapped, +4 offset steps
+    assert np.max(np.abs(np.real(dc["i(vmsa)"]) - a)) < 0.02e-6                 # KCL: s sinks what d gets
+    assert np.max(np.abs(dc["i(vmdoff)"])) < 1e-3 * kind.i_unit and np.max(np.abs(dc["i(vmsoff)"])) < 1e-3 * kind.i_unit
+
+
+@pytest.mark.skipif(not (ROOT / "tt.json").is_file(), reason="no committed tanh_lin table")
+def test_committed_tt_table_surrogate_and_quantizer():
+    """The surrogate reproduces the committed tt surfaces within the figure the characterization states
+    (max_dev_surrogate_pct_fs; its 0.5 % target is missed, docs/results.md), and the quantizer takes the json."""
+    import json
+    from kchip.cells.surrogate import TanhLinSurrogate
+    from kchip.cells.tables import CellTable, CodeTable
+    from kchip.quantize.tables import from_cells_table
+    t = CellTable.load(ROOT / "tt.npz")
+    s = json.loads((ROOT / "tt.json").read_text())["meta"]["summary"]
+    sur = TanhLinSurrogate.from_json(ROOT / "tt.json")
+    VS, VD = np.meshgrid(t.vs, t.vd)
+    worst = 0.0
+    for j, (cs, cd, o) in enumerate(s["combos"]):
+        i = sur.current_hw(torch.tensor(cs), torch.tensor(cd), torch.tensor(o), torch.tensor(VS), torch.tensor(VD))
+        worst = max(worst, float(np.max(np.abs(i.numpy() - t.i_d[j]))))
+    assert 100 * worst / s["i_fs_A"] == pytest.approx(s["max_dev_surrogate_pct_fs"], abs=0.02)
+    assert s["leakage_pct_of_i_unit"] <= 0.1
+    q = from_cells_table(CodeTable.from_json(ROOT / "tt.json"))
+    assert max(q["tanh_lin.slope_s"].vmax, -q["tanh_lin.slope_s"].vmin) == pytest.approx(s["theta1_max_per_V"], rel=1e-6)
+    assert q["tanh_lin.offset"].vmin == pytest.approx(s["theta3_min"], rel=1e-6)

@@ -29,7 +29,7 @@ from . import library as L
 from . import relu as R
 from . import relu_lin as RL
 
-DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=8.0, l_cl=1.0,
+DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=16.0, l_cl=1.0,
                 w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0)
 # r_conv: the I -> V resistor (sky130 xhigh_po, 2000 ohm/sq, width w_rc): theta1 per volt at full code
 # ~ k_pair r_conv G ~ 12.5 * 1.6 MOhm * 2.5 uA/V ~ 50 /V. ub_div: the bias DAC's unit (relu's I_ub ~ 175 nA) is
@@ -128,12 +128,22 @@ def grid_volts(kind, n: int | None = None, alpha: float = GRID_ALPHA) -> np.ndar
     return kind.vcm + kind.span * (alpha * u + (1 - alpha) * u ** 3)
 
 
-def _sweep_head(kind, span: float, alpha: float = GRID_ALPHA) -> list:
-    """Sources: uniform sweeps us, ud in [-1, 1] (the .dc variables) shaped by behavioural sources into the
-    input nets s, d (v = v_cm + span (a u + (1 - a) u^3)); vcm at v_cm."""
-    shape = lambda u: f"{kind.vcm} + {span} * ({alpha} * v({u}) + {1 - alpha} * v({u}) * v({u}) * v({u}))"
-    return [f"Vcm vcm 0 {kind.vcm}", "Vus us 0 dc 0", "Vud ud 0 dc 0",
-            f"Bs s 0 V = {shape('us')}", f"Bd d 0 V = {shape('ud')}"]
+def serpentine(n: int):
+    """Path over an n x n grid, one grid step at a time: row r (vd index) left to right when r is even, right to
+    left when odd -> (row, col) of path point k = 0 .. n^2 - 1."""
+    k = np.arange(n * n)
+    r = k // n
+    return r, np.where(r % 2 == 0, k % n, n - 1 - k % n)
+
+
+def _sweep_head(kind, grid) -> list:
+    """Sources: one sweep variable t = 0 .. n^2 - 1 (the .dc variable) drives the input nets s and d along the
+    `serpentine` path over grid x grid (behavioural pwl sources), and vcm at v_cm. A nested 2-D .dc restarts its
+    inner sweep at every outer step (a 0.6 V jump at which Newton failed and fell back to gmin stepping); the
+    serpentine only ever moves one input by one grid step (3 instances x 81 points: 70 s -> see docs/cells.md)."""
+    r, c = serpentine(len(grid))
+    pwl = lambda v: "pwl(v(t), " + ", ".join(f"{k}, {x:.6f}" for k, x in enumerate(v)) + ")"
+    return [f"Vcm vcm 0 {kind.vcm}", "Vt t 0 dc 0", f"Bs s 0 V = {pwl(grid[c])}", f"Bd d 0 V = {pwl(grid[r])}"]
 
 
 def _head(pdk, kind, corner, sub, title) -> list:
@@ -168,6 +178,26 @@ def _inst(kind, sub, tag, cs, cd, o, en="en", s="s", d="d"):
             for ln in lines]
 
 
+DECK_INSTANCES = 3      # instances per DC deck (see _chunked_run)
+
+
+def _chunked_run(head, insts, analysis, jobs, inst_lines, per_deck: int = DECK_INSTANCES, **kw):
+    """Like relu._split_run, but `per_deck` instances per deck and `jobs` decks at a time. Where Newton fails at a
+    sweep point ngspice steps gmin for the whole deck, so the cost grows faster than the instance count: one deck
+    of 21 instances x 81 points ran > 18 min, 5 instances 70 s (docs/cells.md)."""
+    import time
+    from ..sim.ngspice import run_decks
+    decks = ["\n".join(list(head) + [ln for it in insts[k:k + per_deck] for ln in inst_lines(*it)] + [analysis, ".end"])
+             for k in range(0, len(insts), per_deck)]
+    t0 = time.perf_counter()
+    results = run_decks(decks, jobs=max(1, jobs), **kw)
+    wall = time.perf_counter() - t0
+    vec = {}
+    for r in results:
+        vec.update(r.plots[0].vectors)
+    return vec, wall, len(decks)
+
+
 def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
     """DC surfaces of every combo (+ one disabled instance) over the vs x vd grid (`grid_volts`), instances
     split over `jobs` ngspice runs side by side; AC; mismatch (n_mc copies)."""
@@ -176,18 +206,24 @@ def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
     combos = _tanh_combos(kind)
     grid = grid_volts(kind)
     n = len(grid)
-    head = _head(pdk, kind, corner, sub, "DC surfaces") + _sweep_head(kind, kind.span)
+    head = _head(pdk, kind, corner, sub, "DC surfaces") + _sweep_head(kind, grid)
     full = 2 ** kind.bits - 1
     insts = [(RL._tag(*c), *c, "en") for c in combos] + [("off", full, full, 2 ** kind.obits - 1, "0")]
-    dc, wall, n_decks = R._split_run(
-        head, insts, f".dc Vus -1 1 {2 / (n - 1):.6f} Vud -1 1 {2 / (n - 1):.6f}", max(1, jobs),
-        lambda tag, cs, cd, o, en: _inst(kind, sub, tag, cs, cd, o, en=en),
+    dc, wall, n_decks = _chunked_run(
+        head, insts, f".dc Vt 0 {n * n - 1} 1", jobs, lambda tag, cs, cd, o, en: _inst(kind, sub, tag, cs, cd, o, en=en),
         cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[n * n], timeout=3600)
-    get = lambda pre: np.stack([np.real(dc[f"i({pre}{RL._tag(*c)})"]).reshape(n, n) for c in combos])
+    rows, cols = serpentine(n)
+
+    def get(pre):                 # path order -> (vd, vs) surfaces
+        out = np.zeros((len(combos), n, n))
+        for j, c in enumerate(combos):
+            out[j, rows, cols] = np.real(dc[f"i({pre}{RL._tag(*c)})"])
+        return out
     i_d, i_s, i_dd = get("vmd"), get("vms"), get("vdd")
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
     summary, table, codetab = analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
-    summary.update(dc_runs=n_decks, supply_disabled_A=float(np.real(dc["i(vddoff)"])[(n * n) // 2]))
+    centre = int(np.flatnonzero((rows == n // 2) & (cols == n // 2))[0])
+    summary.update(dc_runs=n_decks, supply_disabled_A=float(np.real(dc["i(vddoff)"])[centre]))
     summary.update(ac_tanh_lin(pdk, kind, corner))
     if n_mc > 1:
         summary.update(mismatch_tanh_lin(pdk, kind, corner, n_mc, summary, jobs))

@@ -17,27 +17,53 @@ def surrogate_current(u, a_pos: float, a_neg: float):
     return np.where(u >= 0, a_pos, a_neg) * np.tanh(u)
 
 
+def _amplitudes(i_d):
+    """Output amplitudes from the saturated points: median of i over the points within 3 % of the largest
+    positive (negative) output -> (A_+, A_-), both > 0."""
+    ap = float(np.median(i_d[i_d > 0.97 * np.max(i_d)]))
+    an = float(-np.median(i_d[i_d < 0.97 * np.min(i_d)]))
+    return ap, an
+
+
 def _fit_combo(X, Y, i, amp, guess):
-    """Least squares i = amp tanh(t1 X + t2 Y + t3) -> (t1, t2, t3), started from `guess` (the cell law)."""
+    """i = amp tanh(t1 X + t2 Y + t3) -> (t1, t2, t3): linear least squares of atanh(i / amp) on the unsaturated
+    points (weights 1 - (i/amp)^2, the inverse of atanh's error gain), then nonlinear least squares from there and
+    from `guess` (the cell law); the start with the smaller max deviation wins. A steep combo is a near-step
+    function on the grid, where least squares from the cell law alone stopped in a local minimum (10 % FS)."""
     from scipy.optimize import least_squares
-    r = least_squares(lambda q: ((amp * np.tanh(q[0] * X + q[1] * Y + q[2]) - i) / amp).ravel(), x0=np.asarray(guess, float),
-                      x_scale=[10.0, 10.0, 0.3])
-    return r.x
+    y = (i / amp).ravel()
+    ok = np.abs(y) < 0.97
+    starts = [np.asarray(guess, float)]
+    if ok.sum() >= 3:
+        w = 1 - y[ok] ** 2
+        M = np.stack([X.ravel()[ok], Y.ravel()[ok], np.ones(ok.sum())], 1) * w[:, None]
+        starts.append(np.linalg.lstsq(M, np.arctanh(y[ok]) * w, rcond=None)[0])
+    best, best_dev = None, np.inf
+    for x0 in starts:
+        r = least_squares(lambda q: (np.tanh(q[0] * X + q[1] * Y + q[2]) - i / amp).ravel(), x0=x0,
+                          x_scale=[10.0, 10.0, 0.3])
+        dev = float(np.max(np.abs(np.tanh(r.x[0] * X + r.x[1] * Y + r.x[2]) - i / amp)))
+        if dev < best_dev:
+            best, best_dev = r.x, dev
+    return best
 
 
 def _cell_law(combos, X, Y, i_d, kind):
-    """A, S_s, S_d, T of the cell law: least squares, then minimax (Nelder-Mead) -> (q, nominal surfaces)."""
+    """A, S_s, S_d, T of the cell law: A from the saturated points, S_s, S_d, T by least squares, then all four
+    minimax (Nelder-Mead) -> (q, nominal surfaces)."""
     from scipy.optimize import least_squares, minimize
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     cs = np.array([c[0] for c in combos], float)[:, None, None] / full
     cd = np.array([c[1] for c in combos], float)[:, None, None] / full
     orel = np.array([c[2] - half for c in combos], float)[:, None, None]
-    q0 = np.array([1e-6, 60.0, 60.0, 0.35])
+    a0 = float(np.mean(_amplitudes(i_d)))
+    q0 = np.array([a0, 70.0, 70.0, 0.35])
     law = lambda q: q[0] * q0[0] * np.tanh(q[1] * q0[1] * cs * X + q[2] * q0[2] * cd * Y + q[3] * q0[3] * orel)
-    ls = least_squares(lambda q: (law(q) - i_d).ravel() / q0[0], x0=[1, 1, 1, 1])
-    mm = minimize(lambda q: np.max(np.abs(law(q) - i_d)), ls.x, method="Nelder-Mead",
+    ls = least_squares(lambda q: (law(np.r_[1.0, q]) - i_d).ravel() / a0, x0=[1, 1, 1])
+    x1 = np.r_[1.0, ls.x]
+    mm = minimize(lambda q: np.max(np.abs(law(q) - i_d)), x1, method="Nelder-Mead",
                   options=dict(xatol=1e-6, fatol=1e-13, maxiter=6000))
-    q = mm.x if mm.fun <= np.max(np.abs(law(ls.x) - i_d)) else ls.x
+    q = mm.x if mm.fun <= np.max(np.abs(law(x1) - i_d)) else x1
     return q * q0, law(q)
 
 
@@ -46,7 +72,7 @@ def _surrogate_fit(i_d, u, amp):
     best = []
     for sel in (u >= 0, u < 0):
         t = np.tanh(u[sel])
-        cand = amp * np.linspace(0.97, 1.03, 601)
+        cand = amp * np.linspace(0.95, 1.05, 1001)
         err = [np.max(np.abs(i_d[sel] - a * t)) if sel.any() else 0.0 for a in cand]
         best.append(float(cand[int(np.argmin(err))]))
     return best
