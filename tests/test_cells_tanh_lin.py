@@ -114,8 +114,7 @@ def test_ngspice_smoke_one_cell():
     """One enabled cell at (15, 0, 8), one at (-15, 0, 12) and a disabled one, vs = v_cm + {-20, 0, 20} mV (tt):
     the steep programmable tanh (theta1 ~ 70 /V), its sign bit and offset code, and en = 0 -> no current.
     ~18 s of ngspice CPU (the operating point needs gmin stepping), 50 s at load 6: slow."""
-    from kchip.cells.relu_lin import _tag
-    from kchip.cells.tanh_lin import BIAS_PINS, _head, _inst
+    from kchip.cells.tanh_lin import _head, _inst
     from kchip.sim.ngspice import run_deck
     pdk, kind = load_pdk(), KINDS["tanh_lin"]
     sub = kind.subckt(pdk)

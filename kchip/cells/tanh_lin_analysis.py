@@ -141,7 +141,7 @@ def _tables_and_surrogate(kind, combos, theta, i_d, X, Y, amp, i_fs):
 
 def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
     """Fits, figures of merit and code tables of the tanh_lin cell from its surfaces (no simulation)."""
-    from .tables import CellTable, CodeParam, CodeTable
+    from .tables import CellTable, CodeTable
     combos = [tuple(int(x) for x in c) for c in combos]
     n = len(grid)
     VS, VD = np.meshgrid(grid, grid)                # (vd, vs) layout, vs fastest
