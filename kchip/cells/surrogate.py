@@ -103,7 +103,53 @@ class CellSurrogate(torch.nn.Module):
         return fn
 
 
-class ReluLinSurrogate(torch.nn.Module):
+class _LinSurrogate(torch.nn.Module):
+    """What the three-parameter surrogates share: the three code tables (theta1's and theta2's for the signed codes,
+    theta3's for the offset codes, sorted by code), the table argument
+        u = t1[cs] (vs - v_cm) + t2[cd] (vd - v_cm) + t3[o] + k_cm (|cs| + |cd|) / kmax
+    with its code checks, and the SW-unit law. A subclass names its tables (TABLES) and maps u to a current."""
+    TABLES = ("g_s", "g_d", "bias")
+
+    def __init__(self, codetab: CodeTable, k_cm: float, dtype=torch.float64):
+        super().__init__()
+        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
+        self.cell, self.corner = codetab.cell, codetab.corner
+        gs, gd, b = (codetab.params[k] for k in self.TABLES)
+        self.kmax = int(np.max(gs.codes))
+        for nm, cp in (("gs", gs), ("gd", gd), ("t3", b)):
+            order = np.argsort(cp.codes)
+            self.register_buffer(nm, f(cp.values[order]))
+        self.omin, self.omax = int(np.min(b.codes)), int(np.max(b.codes))
+        self.v_cm = float(codetab.meta.get("vcm_V", 0.9))
+        self.k_cm = float(k_cm)
+
+    @classmethod
+    def from_json(cls, path, **kw):
+        return cls(CodeTable.from_json(path), **kw)
+
+    def _argument(self, cs, cd, o, vs, vd):
+        """(u, dtype of vs) for integer codes broadcastable to vs (volts); refuses codes outside the tables."""
+        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
+        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
+            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
+        if torch.any(o < self.omin) or torch.any(o > self.omax):
+            raise ValueError(f"{self.cell}/{self.corner}: offset codes must be within {self.omin}..{self.omax}")
+        return (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
+                + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.t3[o - self.omin]
+                + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
+
+    def law(self, i_u: float, v_u: float, v_cm: float = None):
+        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
+        vc = self.v_cm if v_cm is None else v_cm
+
+        def fn(codes, vs, vd):
+            c = torch.round(torch.as_tensor(codes)).long()
+            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
+            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
+        return fn
+
+
+class ReluLinSurrogate(_LinSurrogate):
     """L2 surrogate of the relu_lin cell from its code table (<corner>.json): the table law
         r = soft_relu(g_s[cs] (vs - v_cm) + g_d[cd] (vd - v_cm) + bias[o] + k_cm (|cs| + |cd|) / 15, I_q),
         i = r - k_c r^2,
@@ -113,47 +159,19 @@ class ReluLinSurrogate(torch.nn.Module):
     Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
 
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
-        super().__init__()
-        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
-        self.cell, self.corner = codetab.cell, codetab.corner
-        gs, gd, b = (codetab.params[k] for k in ("g_s", "g_d", "bias"))
-        self.kmax = int(np.max(gs.codes))
-        for nm, cp in (("gs", gs), ("gd", gd), ("bias", b)):
-            order = np.argsort(cp.codes)
-            self.register_buffer(nm, f(cp.values[order]))
-        self.omin = int(np.min(b.codes))
-        self.v_cm = float(codetab.meta.get("vcm_V", 0.9))
-        self.i_q = float(codetab.meta.get("knee_current_A", 0.0)) if smooth else 0.0
-        self.k_cm = float(codetab.meta.get("theta3_cm_A", 0.0)) if smooth else 0.0
-        self.k_c = float(codetab.meta.get("compression_per_A", 0.0)) if smooth else 0.0
-
-    @classmethod
-    def from_json(cls, path, **kw) -> "ReluLinSurrogate":
-        return cls(CodeTable.from_json(path), **kw)
+        m = codetab.meta
+        super().__init__(codetab, float(m.get("theta3_cm_A", 0.0)) if smooth else 0.0, dtype)
+        self.i_q = float(m.get("knee_current_A", 0.0)) if smooth else 0.0
+        self.k_c = float(m.get("compression_per_A", 0.0)) if smooth else 0.0
 
     def current_hw(self, cs, cd, o, vs, vd):
         """Current (A) from s into d; cs, cd, o integer tensors broadcastable to vs (volts)."""
-        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
-        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
-            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
-        u = (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
-             + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.bias[o - self.omin]
-             + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
+        u = self._argument(cs, cd, o, vs, vd)
         r = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
         return (r - self.k_c * r * r).to(vs.dtype)
 
-    def law(self, i_u: float, v_u: float, v_cm: float = None):
-        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
-        vc = self.v_cm if v_cm is None else v_cm
 
-        def fn(codes, vs, vd):
-            c = torch.round(torch.as_tensor(codes)).long()
-            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
-            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
-        return fn
-
-
-class TanhLinSurrogate(torch.nn.Module):
+class TanhLinSurrogate(_LinSurrogate):
     """L2 surrogate of the tanh_lin cell from its code table (<corner>.json):
         u = slope_s[cs] (vs - v_cm) + slope_d[cd] (vd - v_cm) + offset[o] + k_cm (|cs| + |cd|) / 15,
         i = A_+ tanh(u) for u >= 0, A_- tanh(u) for u < 0,
@@ -163,46 +181,17 @@ class TanhLinSurrogate(torch.nn.Module):
     0..15. Differentiable in vs, vd (continuous at u = 0: tanh(0) = 0). Its deviation from the measured surfaces
     is summary max_dev_surrogate_pct_fs of the characterization."""
 
+    TABLES = ("slope_s", "slope_d", "offset")
+
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
-        super().__init__()
-        f = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=dtype)
-        self.cell, self.corner = codetab.cell, codetab.corner
-        gs, gd, b = (codetab.params[k] for k in ("slope_s", "slope_d", "offset"))
-        self.kmax = int(np.max(gs.codes))
-        for nm, cp in (("gs", gs), ("gd", gd), ("off", b)):
-            order = np.argsort(cp.codes)
-            self.register_buffer(nm, f(cp.values[order]))
-        self.omin, self.omax = int(np.min(b.codes)), int(np.max(b.codes))
         m = codetab.meta
-        self.v_cm = float(m.get("vcm_V", 0.9))
+        super().__init__(codetab, float(m.get("theta3_cm", 0.0)) if smooth else 0.0, dtype)
         amp = float(m["amp_A"])
         self.a_pos = float(m.get("amp_pos_A", amp)) if smooth else amp
         self.a_neg = float(m.get("amp_neg_A", amp)) if smooth else amp
-        self.k_cm = float(m.get("theta3_cm", 0.0)) if smooth else 0.0
-
-    @classmethod
-    def from_json(cls, path, **kw) -> "TanhLinSurrogate":
-        return cls(CodeTable.from_json(path), **kw)
 
     def current_hw(self, cs, cd, o, vs, vd):
         """Current (A) from s into d; cs, cd, o integer tensors broadcastable to vs (volts)."""
-        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
-        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
-            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
-        if torch.any(o < self.omin) or torch.any(o > self.omax):
-            raise ValueError(f"{self.cell}/{self.corner}: offset codes must be within {self.omin}..{self.omax}")
-        u = (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
-             + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.off[o - self.omin]
-             + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
+        u = self._argument(cs, cd, o, vs, vd)
         t = torch.tanh(u)
         return torch.where(u >= 0, self.a_pos * t, self.a_neg * t).to(vs.dtype)
-
-    def law(self, i_u: float, v_u: float, v_cm: float = None):
-        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
-        vc = self.v_cm if v_cm is None else v_cm
-
-        def fn(codes, vs, vd):
-            c = torch.round(torch.as_tensor(codes)).long()
-            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
-            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
-        return fn
