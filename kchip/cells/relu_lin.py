@@ -188,16 +188,24 @@ def _swap_sd(lines, tag):
 def ac_lin(pdk, kind, corner) -> dict:
     """Small-signal bandwidth of theta1 (code (15, 0, 12), vs driven) and theta2 ((0, 15, 12), the d pin driven:
     d(i into d)/d(vd) is theta2 itself), both inputs at v_cm: -3 dB frequency of |i_d / v|."""
-    from .characterize import _bandwidth, _header
-    from ..sim.ngspice import run_deck
+    from .characterize import _header
     sub = kind.subckt(pdk)
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     c1, c2 = (full, 0, half + half // 2), (0, full, half + half // 2)
     lines = _header(pdk, kind, corner, sub, "AC") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1",
                                                      f"Vd d 0 dc {kind.vcm}"]
     lines += _inst_lin(kind, sub, "t1", *c1) + _swap_sd(_inst_lin(kind, sub, "t2", *c2), "t2")
-    lines += [".ac dec 10 1e3 1e9", ".end"]
-    res = run_deck("\n".join(lines), cell=kind.name, point=f"AC at corner {corner}")
+    return ac_theta_bandwidths(kind, corner, lines)
+
+
+def ac_theta_bandwidths(kind, corner, lines) -> dict:
+    """Run an AC deck (`lines`: header, sources, instance t1 driven on s, instance t2 driven on its d pin) and
+    return the -3 dB frequency and the low-frequency |i_d / v| of theta1 (t1) and theta2 (t2) and the wall time
+    (shared by relu_lin and tanh_lin)."""
+    from .characterize import _bandwidth
+    from ..sim.ngspice import run_deck
+    res = run_deck("\n".join(lines + [".ac dec 10 1e3 1e9", ".end"]), cell=kind.name,
+                   point=f"AC at corner {corner}")
     ac = res.plots[-1]
     freq = np.real(ac["frequency"])
     out = {}

@@ -233,24 +233,12 @@ def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
 def ac_tanh_lin(pdk, kind, corner) -> dict:
     """Small-signal bandwidth of theta1 ((15, 0, 8), vs driven) and theta2 ((0, 15, 8), the d pin driven: the
     cell's d input is its own output node), both inputs at v_cm: -3 dB frequency of |i_d / v|."""
-    from .characterize import _bandwidth
-    from ..sim.ngspice import run_deck
     sub = kind.subckt(pdk)
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     lines = _head(pdk, kind, corner, sub, "AC") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1",
                                                      f"Vd d 0 dc {kind.vcm}"]
     lines += _inst(kind, sub, "t1", full, 0, half) + _inst(kind, sub, "t2", 0, full, half, s="d", d="s")
-    lines += [".ac dec 10 1e3 1e9", ".end"]
-    res = run_deck("\n".join(lines), cell=kind.name, point=f"AC at corner {corner}")
-    ac = res.plots[-1]
-    freq = np.real(ac["frequency"])
-    out = {}
-    for tag, nm in (("t1", "theta1"), ("t2", "theta2")):
-        mag = np.abs(ac[f"i(vmd{tag})"])
-        out[f"bandwidth_{nm}_Hz"] = _bandwidth(freq, mag)
-        out[f"ac_lowfreq_{nm}_A_per_V"] = float(mag[0])
-    out["wall_s_ac"] = res.wall_s
-    return out
+    return RL.ac_theta_bandwidths(kind, corner, lines)
 
 
 def mismatch_tanh_lin(pdk, kind, corner, n_mc, summary, jobs=1) -> dict:
