@@ -210,23 +210,33 @@ def _code_tables(kind, combos, theta, good, t3):
     return tabs, float(beta[-1]), float(np.max(np.abs(A @ beta - th3)))
 
 
-def reanalyze_relu_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
-    """Recompute the relu_lin fits / code tables from a saved <corner>.npz (no SPICE)."""
+# summary keys a reanalysis keeps from the saved table (measured by the AC and mismatch runs, not by the DC fits),
+# in the order they are written; `mismatch` names the cell's mismatch figures besides sigma_offset_V
+def _keep(*mismatch) -> tuple:
+    return ("wall_s_total", "dc_runs", "supply_disabled_A", "bandwidth_theta1_Hz", "bandwidth_theta2_Hz",
+            "ac_lowfreq_theta1_A_per_V", "ac_lowfreq_theta2_A_per_V", "wall_s_ac", "mc_n", "mc_combos", *mismatch,
+            "sigma_offset_V", "wall_s_mc")
+
+
+def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plots: bool = True) -> dict:
+    """Recompute a three-parameter cell's fits / code tables from a saved <corner>.npz (no SPICE) with its
+    `analyze` function, keeping the summary keys `keep` (AC, mismatch, wall times) from the saved table."""
     from pathlib import Path
     from .characterize import KINDS, REPO, write_results
     from .tables import CellTable
-    kind = KINDS["relu_lin"]
+    kind = KINDS[kind_name]
     out_dir = Path(out_dir) if out_dir is not None else REPO / "characterization" / kind.name
     t = CellTable.load(out_dir / f"{corner}.npz")
     old = t.scalars
-    summary, table, codetab = analyze_relu_lin(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
-                                               old["leakage_disabled_A"], old["wall_s_dc"])
-    for k in ("wall_s_total", "dc_runs", "supply_disabled_A", "bandwidth_theta1_Hz", "bandwidth_theta2_Hz",
-              "ac_lowfreq_theta1_A_per_V", "ac_lowfreq_theta2_A_per_V", "wall_s_ac", "mc_n", "mc_combos", "sigma_gain_rel",
-              "sigma_offset_V", "wall_s_mc"):
-        if k in old:
-            summary[k] = old[k]
+    summary, table, codetab = analyze(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
+                                      old["leakage_disabled_A"], old["wall_s_dc"])
+    summary.update({k: old[k] for k in keep if k in old})
     return write_results(kind, corner, table, codetab, summary, out_dir, plots)
+
+
+def reanalyze_relu_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
+    """Recompute the relu_lin fits / code tables from a saved <corner>.npz (no SPICE)."""
+    return reanalyze_lin("relu_lin", analyze_relu_lin, _keep("sigma_gain_rel"), corner, out_dir, plots)
 
 
 def plot_relu_lin(kind, table, path) -> None:

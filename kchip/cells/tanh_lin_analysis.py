@@ -196,21 +196,9 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
 
 def reanalyze_tanh_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
     """Recompute the tanh_lin fits / code tables from a saved <corner>.npz (no SPICE)."""
-    from pathlib import Path
-    from .characterize import KINDS, REPO, write_results
-    from .tables import CellTable
-    kind = KINDS["tanh_lin"]
-    out_dir = Path(out_dir) if out_dir is not None else REPO / "characterization" / kind.name
-    t = CellTable.load(out_dir / f"{corner}.npz")
-    old = t.scalars
-    summary, table, codetab = analyze_tanh_lin(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
-                                               old["leakage_disabled_A"], old["wall_s_dc"])
-    for k in ("wall_s_total", "dc_runs", "supply_disabled_A", "bandwidth_theta1_Hz", "bandwidth_theta2_Hz",
-              "ac_lowfreq_theta1_A_per_V", "ac_lowfreq_theta2_A_per_V", "wall_s_ac", "mc_n", "mc_combos",
-              "sigma_slope_rel", "sigma_theta3", "sigma_offset_V", "wall_s_mc"):
-        if k in old:
-            summary[k] = old[k]
-    return write_results(kind, corner, table, codetab, summary, out_dir, plots)
+    from .relu_lin_analysis import _keep, reanalyze_lin
+    return reanalyze_lin("tanh_lin", analyze_tanh_lin, _keep("sigma_slope_rel", "sigma_theta3"), corner, out_dir,
+                         plots)
 
 
 def plot_tanh_lin(kind, table, path) -> None:
