@@ -191,10 +191,10 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     lines.append(".ends kchip_core")
     rep["instantiated"] = len(rep["edges"]) - len(skipped)
     includes = [pdk.model_include(corner, trimmed=not stdcells)] + [f".include {pdk.stdcell_spice(c)}" for c in stdcells]
-    body = "\n".join([*includes, f".temp {pdk.temperature_c}",
-                      "* ---- cells ----", bias.text, sw.text, inv.text, *cell_texts,
-                      ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16",
-                      "* ---- the chip ----", *lines]) + "\n"
+    circuit, rep["shared_models"] = pdk.share_models("\n".join(
+        ["* ---- cells ----", bias.text, sw.text, inv.text, *cell_texts,
+         ".model sw_ideal sw vt=0.9 vh=0.1 ron=100 roff=1e16", "* ---- the chip ----", *lines]))
+    body = "\n".join([*includes, f".temp {pdk.temperature_c}", circuit]) + "\n"
     return body, rep
 
 

@@ -179,6 +179,29 @@ class Pdk:
         return out
 
 
+    def share_models(self, text: str) -> "tuple[str, Dict]":
+        """`text` (a deck's cells and circuit, without the model include) with the instances of the
+        trimmed devices whose geometry is numeric bound to shared model cards (kchip.pdk.flatten: the
+        sky130 device subcircuits otherwise copy their ~60 binned cards per instance, ~1.5 MB each).
+        Returns (block + rewritten text, stats); the block holds the shared cards and device copies and
+        reads the same global parameters as the library, so it works after either include."""
+        from .flatten import share_models
+        models_dir = self.model_library().parent
+        names, texts = [], []
+        for rel, sub in self.data["models"]["trim"]["subckts"]:
+            f = models_dir / rel
+            if not f.is_file():
+                raise PdkError(f"pdk {self.name}: model file not found: {f}")
+            names.append(sub)
+            texts.append(_extract_subckt(f.read_text().splitlines(), sub, f))
+        new, stats = share_models(text, "\n".join(texts), names,
+                                  scale=float(self.data["models"].get("geometry_scale_m", 1e-6)))
+        block = stats.pop("block")
+        head = f"* ---- shared device model cards (kchip.pdk.flatten): {stats['instances']} instances, " \
+               f"{stats['groups']} geometry groups, {stats['cards']} cards"
+        return "\n".join([head, block, "* ---- end of shared cards", new]), stats
+
+
 def _extract_subckt(lines: List[str], name: str, where: Path) -> str:
     start = None
     for i, ln in enumerate(lines):
