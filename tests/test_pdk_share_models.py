@@ -31,7 +31,7 @@ def test_groups_by_the_parameters_the_cards_read():
     assert lines[0].split()[5] == lines[1].split()[5] == "dev__k0"
     assert lines[2].split()[5] == "dev__k1"
     assert lines[3] == "X4 a b c d dev w={wx} l=1" and lines[4] == "R1 a 0 1k"
-    assert st["instances"] == 3 and st["groups"] == 2
+    assert st["instances"] == 3 and st["groups"] == 2 and st["left"] == 1
     block = st["block"]
     # rdsw evaluated per group (10*1/2+2 = 7, 10*1/4+2 = 4.5); global expressions left to ngspice
     assert "rdsw = 7.0" in block and "rdsw = 4.5" in block and "vth0 = {gvt+0.3}" in block

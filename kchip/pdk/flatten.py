@@ -164,7 +164,8 @@ def _evaluate(name: str, params: Dict[str, str], inst: Dict[str, float], where: 
 
 
 def _instance(line: str, devices: Dict[str, DeviceSubckt]):
-    """(token index of the device name, its DeviceSubckt, numeric instance parameters) or None."""
+    """(token index of the device name, its DeviceSubckt, numeric instance parameters); (k, None, None) for
+    an instance whose geometry is not numeric; None for any other line."""
     toks = line.split()
     if not toks or toks[0][0].lower() != "x":
         return None
@@ -173,7 +174,7 @@ def _instance(line: str, devices: Dict[str, DeviceSubckt]):
             pairs = _param_pairs(" ".join(toks[k + 1:]))
             nums = {n: _num(v) for n, v in pairs}
             if any(v is None for v in nums.values()):
-                return None            # geometry written as an expression: leave the instance alone
+                return k, None, None   # geometry written as an expression: leave the instance alone
             return k, devices[t], nums
         if "=" in t:
             return None
@@ -193,6 +194,9 @@ def share_models(deck: str, library_text: str, devices: Sequence[str], scale: fl
         if hit is None:
             continue
         k, sub, inst = hit
+        if sub is None:
+            left += 1
+            continue
         inputs = sorted({p for deps in sub.dependent.values() for p in deps})
         where = f"instance {ln.split()[0]} of {sub.name}"
         key = (sub.name,) + tuple((p, _evaluate(p, sub.params, inst, where)) for p in inputs)
