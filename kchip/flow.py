@@ -187,7 +187,8 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     else:
         x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
-                       jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out)
+                       jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out,
+                       timeout_per_input=cfg.get("timeout_per_input_s"))
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()

@@ -126,6 +126,24 @@ def test_failed_chunk_keeps_finished_results(tmp_path, monkeypatch):
     assert np.allclose(kept[:, 0], x[:2, 0] * math.exp(-spec.edges[0].values[0] * 0.5), atol=2e-3)
 
 
+def test_timeout_per_input_scales_with_the_chunk(tmp_path, monkeypatch):
+    """The ngspice time limit is timeout_per_input x the inputs of the run (default 3600 s per inference at
+    transistor level, 600 s per ideal run), and it is what run_deck gets."""
+    per = Period([[1, 0]], "Conductance", 0.5, param=torch.tensor([[1.0], [0.0], [0.0]]))
+    spec = _spec(KirchhoffNet([per]))
+    deck = _deck(tmp_path, spec)
+
+    def spy(deck_text, **kw):          # runs in the worker process: report the limit through the error
+        raise S.NgspiceError(f"limit {kw['timeout']}")
+
+    monkeypatch.setattr(S, "run_deck", spy)
+    x = np.array([[0.5], [0.4], [0.0]])
+    with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 600\.0 \| inputs 2\.\.2: limit 600\.0"):
+        S.simulate(deck, spec, x, jobs=1, chunk=2)
+    with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 15\.0 \| inputs 2\.\.2: limit 7\.5"):
+        S.simulate(deck, spec, x, jobs=1, chunk=2, timeout_per_input=7.5)
+
+
 def test_cli_netlist_and_simulate(tmp_path):
     import json
     import subprocess

@@ -18,6 +18,8 @@ def _add(p):
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int, default=None, help="parallel ngspice processes (default: CPU count)")
     p.add_argument("--chunk", type=int, default=16, help="inputs per ngspice run")
+    p.add_argument("--timeout-per-input", type=float, default=None, metavar="S",
+                   help="wall seconds allowed per inference (default: 3600 at transistor level)")
     p.add_argument("--waves", type=int, default=0, metavar="N",
                    help="also plot the waveforms of the first N inferences (node voltages, enables)")
 
@@ -48,7 +50,7 @@ def _run(args) -> int:
     waves = wave_names(spec, head) if args.waves else ()
     t0 = time.perf_counter()
     y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
-                       waves=waves)
+                       waves=waves, timeout_per_input=args.timeout_per_input)
     wall = time.perf_counter() - t0
     np.save(out / f"outputs_{args.direction}.npy", y)
     rev = args.direction == "reverse"

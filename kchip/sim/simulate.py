@@ -165,12 +165,21 @@ def _testbench_sequencer(head: Dict, deck_path: Path, spec: ChipSpec, x: np.ndar
     return Testbench("\n".join(lines) + "\n", reads, outs, t_stop, head.get("level", "transistor"))
 
 
+DEFAULT_TIMEOUT_PER_INPUT_S = {"transistor": 3600.0, "ideal": 600.0}
+
+
 def _run_chunk(args) -> Dict:
-    deck_path, spec_json, x, direction, waves, keep = args
+    deck_path, spec_json, x, direction, waves, keep, per_input = args
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
-    # transistor decks: tens of minutes per inference on a loaded machine; ideal decks: seconds
-    timeout = 3600.0 * len(x) if tb.level == "transistor" else 600.0
+    # transistor decks: tens of minutes per inference on a loaded machine (a 577-cell chip: > 30 min of CPU);
+    # ideal decks: seconds (the ideal default is per ngspice run, not per input)
+    if per_input is not None:
+        timeout = float(per_input) * len(x)
+    elif tb.level == "transistor":
+        timeout = DEFAULT_TIMEOUT_PER_INPUT_S["transistor"] * len(x)
+    else:
+        timeout = DEFAULT_TIMEOUT_PER_INPUT_S["ideal"]
     res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
@@ -181,8 +190,10 @@ def _run_chunk(args) -> Dict:
 
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
-             chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False):
-    """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict)."""
+             chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False,
+             timeout_per_input: Optional[float] = None):
+    """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict). `timeout_per_input`: seconds of
+    wall time allowed per inference of an ngspice run (default DEFAULT_TIMEOUT_PER_INPUT_S by level)."""
     deck_path = Path(deck_path)
     if not deck_path.exists():
         raise FileNotFoundError(f"{deck_path}: netlist not found")
@@ -206,7 +217,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     results: List[Optional[Dict]] = [None] * len(chunks)
     errors = []
     tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
-              (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None)
+              (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None, timeout_per_input)
              for k, c in enumerate(chunks)]
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
