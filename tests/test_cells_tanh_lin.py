@@ -68,7 +68,8 @@ def test_analysis_recovers_an_ideal_cell():
     combos = _tanh_combos(kind)
     grid = grid_volts(kind)
     i_d = _ideal(kind, combos, grid)
-    s, table, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0)
+    s, table, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0,
+                                  fit_surrogate=False)
     assert s["max_dev_pct_fs"] < 0.05 and s["max_dev_table_model_pct_fs"] < 0.05
     assert s["max_dev_surrogate_pct_fs"] < 0.05 and s["max_dev_surrogate_heldout_mixed_pct_fs"] < 0.05
     assert s["amp_A"] == pytest.approx(0.98e-6, rel=1e-3) and s["S_s_per_V"] == pytest.approx(70, rel=1e-3)
@@ -89,7 +90,8 @@ def test_surrogate_ideal_and_gradcheck():
     combos = _tanh_combos(kind)
     grid = grid_volts(kind)
     i_d = _ideal(kind, combos, grid)
-    _, _, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0)
+    _, _, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0,
+                                  fit_surrogate=False)
     from kchip.cells.surrogate import TanhLinSurrogate
     sur = TanhLinSurrogate(ct)
     vs = torch.tensor([[0.91, 0.85]], dtype=torch.float64)

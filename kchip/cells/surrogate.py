@@ -103,7 +103,21 @@ class CellSurrogate(torch.nn.Module):
         return fn
 
 
-class _LinSurrogate(torch.nn.Module):
+class _LinLaw:
+    """The SW-unit law of a three-parameter cell surrogate with current_hw(cs, cd, o, vs, vd) and v_cm."""
+
+    def law(self, i_u: float, v_u: float, v_cm: float = None):
+        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
+        vc = self.v_cm if v_cm is None else v_cm
+
+        def fn(codes, vs, vd):
+            c = torch.round(torch.as_tensor(codes)).long()
+            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
+            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
+        return fn
+
+
+class _LinSurrogate(_LinLaw, torch.nn.Module):
     """What the three-parameter surrogates share: the three code tables (theta1's and theta2's for the signed codes,
     theta3's for the offset codes, sorted by code), the table argument
         u = t1[cs] (vs - v_cm) + t2[cd] (vd - v_cm) + t3[o] + k_cm (|cs| + |cd|) / kmax
@@ -138,15 +152,6 @@ class _LinSurrogate(torch.nn.Module):
                 + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.t3[o - self.omin]
                 + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)
 
-    def law(self, i_u: float, v_u: float, v_cm: float = None):
-        """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
-        vc = self.v_cm if v_cm is None else v_cm
-
-        def fn(codes, vs, vd):
-            c = torch.round(torch.as_tensor(codes)).long()
-            cs, cd, o = (c[k][:, None] if vs.dim() == 2 else c[k] for k in range(3))
-            return self.current_hw(cs, cd, o, vc + v_u * vs, vc + v_u * vd) / i_u
-        return fn
 
 
 class ReluLinSurrogate(_LinSurrogate):

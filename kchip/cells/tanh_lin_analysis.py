@@ -139,8 +139,24 @@ def _tables_and_surrogate(kind, combos, theta, i_d, X, Y, amp, i_fs):
                       heldout_combos=[list(combos[j]) for j in mixed])
 
 
-def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
-    """Fits, figures of merit and code tables of the tanh_lin cell from its surfaces (no simulation)."""
+def struct_surrogate(kind, combos, grid, i_d, i_fs, powers=(2, 8), **kw):
+    """The structural L2 surrogate (`tanh_lin_surrogate.fit_tanh_lin`) fitted to every combo -> its constants (json
+    meta["surrogate"], with its figures and `held_out_check`: the same fit without the two-input combos that are
+    not at full code, cs, cd not in (0, +-15), and its max deviation on them). The figures stay out of the summary,
+    which the npz holds too."""
+    from .tanh_lin_surrogate import fit_tanh_lin
+    full = 2 ** kind.bits - 1
+    hold = [c for c in combos if c[0] not in (0, full, -full) and c[1] not in (0, full, -full)]
+    fit = lambda h: fit_tanh_lin(grid, grid, combos, i_d, i_fs, kind.vcm, kind.bits, kind.obits, hold=h, powers=powers, **kw)
+    const, held = fit(()), fit(hold)
+    const["held_out_check"] = {k: held[k] for k in ("held_out", "max_dev_pct_fs", "max_dev_at",
+                                                     "max_dev_held_out_pct_fs", "max_dev_held_out_at")}
+    return const
+
+
+def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit_surrogate: bool = True):
+    """Fits, figures of merit and code tables of the tanh_lin cell from its surfaces (no simulation); with
+    `fit_surrogate`, the structural L2 surrogate's constants in the code table's meta["surrogate"] (~4 min)."""
     from .tables import CellTable, CodeTable
     combos = [tuple(int(x) for x in c) for c in combos]
     n = len(grid)
@@ -190,6 +206,8 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall):
                                              "over the per-combo fits; theta1_SW = slope * V_u",
                                   offset_note="offset[o]: additive in the offset bits, at zero gain codes; the realized "
                                               "theta3 adds theta3_cm (|cs| + |cd|) / 15"))
+    if fit_surrogate:
+        codetab.meta["surrogate"] = struct_surrogate(kind, combos, grid, i_d, i_fs)
     table.scalars = summary
     return summary, table, codetab
 

@@ -62,9 +62,9 @@ register_cell("relu_lin", _load_relu_lin, lambda e: [int(e["cs"]), int(e["cd"]),
 
 
 def _load_tanh_lin(corner: str):
-    from kchip.cells.surrogate import TanhLinSurrogate
+    from kchip.cells.tanh_lin_surrogate import TanhLinStructSurrogate
     from kchip.netlist.transistor import cell_table_path
-    return TanhLinSurrogate.from_json(cell_table_path("tanh_lin", corner))
+    return TanhLinStructSurrogate.from_files(cell_table_path("tanh_lin", corner).with_suffix(".npz"))
 
 
 register_cell("tanh_lin", _load_tanh_lin, lambda e: [int(e["cs"]), int(e["cd"]), int(e["ocode"])])
