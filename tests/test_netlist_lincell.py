@@ -14,7 +14,7 @@ from kchip.model import KirchhoffNet, Period
 from kchip.netlist import build_netlist, read_header
 from kchip.netlist.lincell import LinCellModel, lin_code_pins, realize_lin
 from kchip.netlist.transistor import cell_level_spec
-from kchip.quantize.core import quantize_model, realized_model
+from kchip.quantize.core import quantize_model
 
 
 def _table(g=2.5e-6, iub=1.75e-7):
@@ -104,18 +104,8 @@ def test_relu_lin_chip_follows_its_L2_model(tmp_path):
     """3 nodes, 5 relu_lin cells at tt with the standard-cell sequencer, 2 inferences in one ngspice run: the
     chip's outputs are within 0.03 SW units of the L2 model (relu_lin surrogates in the ODE) and of the per-code
     law."""
-    from kchip.sim.simulate import simulate
-    spec = _lin_spec()
-    rep = {}
-    deck = tmp_path / "chip.spice"
-    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
-    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
-    y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
-    from kchip.sim.l2 import surrogate_model
-    with torch.no_grad():
-        l2 = surrogate_model(spec, rep)(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-        l2c = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-    print("chip", y.ravel(), "L2 surrogate", l2.ravel(), "L2 per-code law", l2c.ravel())
+    from chiprun import chip_and_l2
+    y, l2, l2c, _, _ = chip_and_l2(_lin_spec(), tmp_path)
     assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
     assert np.max(np.abs(y - l2c)) < 0.03, (y.ravel(), l2c.ravel())
 
@@ -205,16 +195,6 @@ def test_tanh_lin_transistor_deck():
 def test_tanh_lin_chip_follows_its_L2_model(tmp_path):
     """3 nodes, 5 tanh_lin cells at tt with the standard-cell sequencer, 2 inferences in one ngspice run: the
     chip's outputs are within 0.03 SW units of the L2 model (tanh_lin surrogates in the ODE)."""
-    from kchip.sim.l2 import surrogate_model
-    from kchip.sim.simulate import simulate
-    spec = _lin_spec(TANH_P, "tanh_lin")
-    rep = {}
-    deck = tmp_path / "chip.spice"
-    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep))
-    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
-    y, info = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
-    with torch.no_grad():
-        l2 = surrogate_model(spec, rep)(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-    print("chip", y.ravel(), "L2 surrogate", l2.ravel(), "codes", [(e["cs"], e["cd"], e["ocode"]) for e in rep["edges"]],
-          "ngspice s", info.get("wall_s"), info.get("cpu_s"))
+    from chiprun import chip_and_l2
+    y, l2, _, _, _ = chip_and_l2(_lin_spec(TANH_P, "tanh_lin"), tmp_path, codelaw=False)
     assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())

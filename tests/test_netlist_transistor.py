@@ -156,18 +156,8 @@ def test_transistor_chip_follows_its_L2_model(tmp_path, control):
     outputs are within 0.03 SW units of the L2 model (the cells' surrogates in the ODE, `surrogate_model`) and
     of the per-code law (measured against the latter 0.011 with the standard-cell sequencer, 0.009 with testbench
     control; against the surrogate: docs/results.md), whichever drives the control."""
-    from kchip.sim.simulate import simulate
-    spec = _stable_spec()
-    rep = {}
-    deck = tmp_path / "chip.spice"
-    deck.write_text(build_netlist(spec, "transistor", "tt", report=rep, control=control))
-    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
-    y, _ = simulate(deck, spec, x, "forward", jobs=1, chunk=2)
-    from kchip.sim.l2 import surrogate_model
-    with torch.no_grad():
-        l2 = surrogate_model(spec, rep)(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-        l2c = realized_model(cell_level_spec(spec, rep))(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
-    print("chip", y.ravel(), "L2 surrogate", l2.ravel(), "L2 per-code law", l2c.ravel())
+    from chiprun import chip_and_l2
+    y, l2, l2c, _, _ = chip_and_l2(_stable_spec(), tmp_path, control=control)
     assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
     assert np.max(np.abs(y - l2c)) < 0.03, (y.ravel(), l2c.ravel())
 
