@@ -56,6 +56,25 @@ def test_slope_bound_reported():
     assert any("tanh slopes" in w for w in sc.report["warnings"])
 
 
+def test_slope_bound_is_per_cell_kind():
+    """tanh_lin has input gain: its slopes are bounded by tanh_lin_slope_max_per_v, not by the pair's kappa/2U_T;
+    the same slope clips on a tanh_diff model and does not on a tanh_lin one."""
+    from dataclasses import replace
+    from kchip.quantize.core import quantize_model
+    lim = replace(LIM, tanh_lin_slope_max_per_v=60.0)
+    x = torch.full((1, 1), 2.0, dtype=torch.float64)
+    lin = KirchhoffNet([Period([[1, 0]], "tanh_lin", 1.0, param=torch.tensor([[3.0], [-0.5], [0.1]]))]).double()
+    sc = map_model(lin, x, lim)
+    v = sc.report["v_u"]
+    assert v["slope_lower_bound"] == pytest.approx(3.0 / 60.0) and v["slope_bound_met"]
+    assert v["slope_bound_cell"] == "tanh_lin" and not any("tanh slopes" in w for w in sc.report["warnings"])
+    q = quantize_model(lin, sc, limits=lim)
+    assert q.report.get("clipped_total", 0) == 0
+    # without the tanh_lin bound the pair's 12 /V applies to it too (the old behaviour) and the slope clips
+    sc0 = map_model(lin, x, LIM)
+    assert not sc0.report["v_u"]["slope_bound_met"] and sc0.report["v_u"]["slopes_over_bound"] == 1
+
+
 def test_bad_target_and_scaling_fields():
     m = _decay()
     x = torch.ones(1, 1, dtype=torch.float64)

@@ -20,6 +20,8 @@ class DeviceLimits:
                           |v - v_cm| <~ 0.4 V (V_GS ~ 0.45 V in weak/moderate inversion, V_dsat ~ 0.1 V)
     margin                fraction of the swing kept free (headroom for transients the calibration set missed)
     tanh_slope_max_per_v  largest tanh slope per volt of a differential pair, kappa / (2 U_T)
+    tanh_lin_slope_max_per_v  largest slope per volt of each input of the tanh_lin cell, which has input gain
+                          ahead of its pair (0: no such cell, the pair bound applies)
     cell_current_max_a    largest tail/unit current of a cell (weak/moderate inversion of the cell devices)
     cell_current_min_a    smallest unit current that still dominates junction leakage
     c_min_f, c_max_f      node capacitor range: the minimum dominates the cells' parasitic capacitance, the
@@ -33,6 +35,7 @@ class DeviceLimits:
     input_swing_v: float = 0.4
     margin: float = 0.1
     tanh_slope_max_per_v: float = 11.9
+    tanh_lin_slope_max_per_v: float = 0.0
     cell_current_max_a: float = 1.0e-5
     cell_current_min_a: float = 1.0e-9
     c_min_f: float = 50e-15
@@ -46,6 +49,12 @@ class DeviceLimits:
     def gm_max_s(self) -> float:
         """Largest transconductance of a cell: a pair at the largest tail current, in weak inversion."""
         return self.tanh_slope_max_per_v * self.cell_current_max_a
+
+    def slope_max_per_v(self, cell: str) -> float:
+        """Largest tanh slope per volt that cell kind `cell` realizes (tanh_lin: its own input-gain bound)."""
+        if cell == "tanh_lin" and self.tanh_lin_slope_max_per_v > 0:
+            return self.tanh_lin_slope_max_per_v
+        return self.tanh_slope_max_per_v
 
     def to_dict(self) -> Dict:
         d = asdict(self)
@@ -64,7 +73,8 @@ class DeviceLimits:
             except (KeyError, TypeError, ValueError):
                 pass
         lim = dict(getattr(pdk, "limits", {}) or {})
-        for k in ("input_swing_v", "margin", "tanh_slope_max_per_v", "cell_current_max_a", "cell_current_min_a",
+        for k in ("input_swing_v", "margin", "tanh_slope_max_per_v", "tanh_lin_slope_max_per_v", "cell_current_max_a",
+                  "cell_current_min_a",
                   "c_min_f", "c_max_f", "tanh_offset_max"):
             if k in lim:
                 over[k] = float(lim[k])

@@ -137,6 +137,35 @@ def param_maxima_by_key(model) -> Dict[str, float]:
     return _param_maxima(model, by_key=True)
 
 
+def _slope_bound(model, lim: DeviceLimits, v_u: float, vu_swing: float, v_abs: float, margin: float,
+                 rep: Dict) -> None:
+    """Check |theta_slope| <= slope_max(cell) * V_u for every tanh cell kind of the model (a pair: kappa/2U_T;
+    tanh_lin: its input-gain bound); report the V_u lower bound and, when the swing wins, what clips."""
+    need, n_over, worst = 0.0, 0, None
+    for p in model.periods:
+        cell = cell_for_law(p.law.name)
+        smax = lim.slope_max_per_v(cell.name)
+        for row, _, kind in cell.params:
+            if kind != "slope":
+                continue
+            th = p.param.detach()[row].abs()
+            need = max(need, float(th.max()) / smax)
+            n_over += int((th > smax * v_u).sum())
+            if worst is None or float(th.max()) / smax > worst[0]:
+                worst = (float(th.max()) / smax, float(th.max()), smax, cell.name)
+    ok = need <= vu_swing * (1 + 1e-12)
+    rep["v_u"].update({"slope_lower_bound": need, "slope_bound_met": ok,
+                       "slope_max_needed_per_v": worst[1] / v_u, "slope_bound_cell": worst[3]})
+    if not ok:
+        rep["v_u"]["slopes_over_bound"] = n_over
+        _, th, smax, name = worst
+        rep["warnings"].append(
+            f"tanh slopes: max |theta| = {th:.4g} needs {th / v_u:.3g} /V at V_u = {v_u * 1e3:.3g} mV but the "
+            f"{name} cell gives at most {smax:.3g} /V; {n_over} slope parameters will be clipped. Needed: input "
+            f"swing +-{need * v_abs * (1 + margin):.3g} V (have +-{lim.input_swing_v:.3g} V) or |theta_slope| * "
+            f"max|v| <= {smax * lim.input_swing_v / (1 + margin):.3g} (have {th * v_abs:.3g}).")
+
+
 def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
               target: Optional[Mapping] = None, margin: Optional[float] = None,
               tables: Optional[Mapping] = None) -> Scaling:
@@ -168,22 +197,7 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
     rep["v_u"] = {"chosen": v_u, "rule": "input_swing_v / (max|v| * (1 + margin))",
                   "v_abs_max_sw": v_abs, "node_swing_v": v_abs * v_u}
     if "slope" in pmax and pmax["slope"] > 0:
-        vu_slope = pmax["slope"] / lim.tanh_slope_max_per_v
-        ok = vu_slope <= vu_swing * (1 + 1e-12)
-        rep["v_u"].update({"slope_lower_bound": vu_slope, "slope_bound_met": ok,
-                           "slope_max_needed_per_v": pmax["slope"] / v_u})
-        if not ok:
-            n_over = sum(int((p.param.detach()[row].abs() > lim.tanh_slope_max_per_v * v_u).sum())
-                         for p in model.periods for row, _, kind in cell_for_law(p.law.name).params
-                         if kind == "slope")
-            rep["v_u"]["slopes_over_bound"] = n_over
-            rep["warnings"].append(
-                f"tanh slopes: max |theta| = {pmax['slope']:.4g} needs {pmax['slope'] / v_u:.3g} /V at V_u = "
-                f"{v_u * 1e3:.3g} mV but a pair gives at most {lim.tanh_slope_max_per_v:.3g} /V; {n_over} slope "
-                f"parameters will be clipped. Needed: input swing +-{vu_slope * v_abs * (1 + margin):.3g} V "
-                f"(have +-{lim.input_swing_v:.3g} V) or |theta_slope| * max|v| <= "
-                f"{lim.tanh_slope_max_per_v * lim.input_swing_v / (1 + margin):.3g} (have "
-                f"{pmax['slope'] * v_abs:.3g}).")
+        _slope_bound(model, lim, v_u, vu_swing, v_abs, margin, rep)
     if "vshift" in pmax and pmax["vshift"] * v_u > lim.input_swing_v:
         rep["warnings"].append(f"knee shifts: max {pmax['vshift'] * v_u:.3g} V exceeds the input swing")
 

@@ -28,9 +28,9 @@ from .tables import CodeTable, nearest_torch
 DEFAULT_BITS = {"gm": 6, "bias": 6}
 
 
-def kind_limit(kind: str, lim: DeviceLimits) -> float:
-    """Largest physical |value| a cell realizes for a parameter of `kind`."""
-    return {"gm": lim.gm_max_s, "slope": lim.tanh_slope_max_per_v, "ibias": lim.cell_current_max_a,
+def kind_limit(kind: str, lim: DeviceLimits, cell: str = "") -> float:
+    """Largest physical |value| cell kind `cell` realizes for a parameter of `kind`."""
+    return {"gm": lim.gm_max_s, "slope": lim.slope_max_per_v(cell), "ibias": lim.cell_current_max_a,
             "offset": lim.tanh_offset_max, "vshift": lim.input_swing_v}[kind]
 
 
@@ -56,6 +56,7 @@ def build_tables(model: KirchhoffNet, scaling: Scaling, limits: Optional[DeviceL
     given = dict(tables or {})
     need: Dict[str, float] = {}
     kinds: Dict[str, str] = {}
+    cells: Dict[str, str] = {}
     for k, p in enumerate(model.periods):
         cell = cell_for_law(p.law.name, f"periods[{k}].law")
         for row, pname, kind in cell.params:
@@ -63,6 +64,7 @@ def build_tables(model: KirchhoffNet, scaling: Scaling, limits: Optional[DeviceL
             f = kind_factor(kind, scaling.v_u, scaling.i_u)
             need[key] = max(need.get(key, 0.0), float(p.param.detach()[row].abs().max()) * f)
             kinds[key] = kind
+            cells[key] = cell.name
     out = {}
     for key, mx in need.items():
         if key in given:
@@ -72,7 +74,8 @@ def build_tables(model: KirchhoffNet, scaling: Scaling, limits: Optional[DeviceL
             out[key] = t
             continue
         kind = kinds[key]
-        fs = (min(kind_limit(kind, lim), mx) if respect_limits else mx) if mx > 0 else kind_limit(kind, lim)
+        top = kind_limit(kind, lim, cells[key])
+        fs = (min(top, mx) if respect_limits else mx) if mx > 0 else top
         out[key] = CodeTable.ideal(kind, int(bits[PARAM_KINDS[kind][1]]), fs, signed=True)
     return out
 
