@@ -104,7 +104,18 @@ class CellSurrogate(torch.nn.Module):
 
 
 class _LinLaw:
-    """The SW-unit law of a three-parameter cell surrogate with current_hw(cs, cd, o, vs, vd) and v_cm."""
+    """The SW-unit law of a three-parameter cell surrogate with current_hw(cs, cd, o, vs, vd) and v_cm, and the
+    code check (attributes cell, corner, kmax, omin, omax)."""
+
+    def _codes(self, cs, cd, o, device):
+        """cs, cd, o as integer tensors on `device`; refuses gain codes beyond +-kmax and offset codes outside
+        omin..omax."""
+        cs, cd, o = (torch.as_tensor(c, device=device).long() for c in (cs, cd, o))
+        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
+            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
+        if torch.any(o < self.omin) or torch.any(o > self.omax):
+            raise ValueError(f"{self.cell}/{self.corner}: offset codes must be within {self.omin}..{self.omax}")
+        return cs, cd, o
 
     def law(self, i_u: float, v_u: float, v_cm: float = None):
         """Law.fn-like callable in SW units: fn(codes (3, E): rows cs, cd, o; vs, vd (E, B)) -> i / I_u."""
@@ -143,11 +154,7 @@ class _LinSurrogate(_LinLaw, torch.nn.Module):
 
     def _argument(self, cs, cd, o, vs, vd):
         """(u, dtype of vs) for integer codes broadcastable to vs (volts); refuses codes outside the tables."""
-        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
-        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
-            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
-        if torch.any(o < self.omin) or torch.any(o > self.omax):
-            raise ValueError(f"{self.cell}/{self.corner}: offset codes must be within {self.omin}..{self.omax}")
+        cs, cd, o = self._codes(cs, cd, o, vs.device)
         return (self.gs[cs + self.kmax] * (vs.to(self.gs.dtype) - self.v_cm)
                 + self.gd[cd + self.kmax] * (vd.to(self.gs.dtype) - self.v_cm) + self.t3[o - self.omin]
                 + self.k_cm * (cs.abs() + cd.abs()) / self.kmax)

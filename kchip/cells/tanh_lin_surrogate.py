@@ -119,11 +119,7 @@ class TanhLinStructSurrogate(_LinLaw, torch.nn.Module):
     def current_hw(self, cs, cd, o, vs, vd):
         """Current (A) taken from s and put into d; cs, cd signed gain codes (negative = gates swapped), o the offset
         code: integer tensors broadcastable to vs, vd (volts). Differentiable in vs, vd."""
-        cs, cd, o = (torch.as_tensor(c, device=vs.device).long() for c in (cs, cd, o))
-        if torch.any(cs.abs() > self.kmax) or torch.any(cd.abs() > self.kmax):
-            raise ValueError(f"{self.cell}/{self.corner}: gain codes must be within +-{self.kmax}")
-        if torch.any(o < self.omin) or torch.any(o > self.omax):
-            raise ValueError(f"{self.cell}/{self.corner}: offset codes must be within {self.omin}..{self.omax}")
+        cs, cd, o = self._codes(cs, cd, o, vs.device)
         dt = self.amp_A.dtype
         cs, cd, o, vs_, vd_ = torch.broadcast_tensors(cs, cd, o, vs.to(dt), vd.to(dt))
         return tanh_lin_law(self._consts(), cs, cd, o, vs_, vd_).to(vs.dtype)

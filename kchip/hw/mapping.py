@@ -141,7 +141,7 @@ def _slope_bound(model, lim: DeviceLimits, v_u: float, vu_swing: float, v_abs: f
                  rep: Dict) -> None:
     """Check |theta_slope| <= slope_max(cell) * V_u for every tanh cell kind of the model (a pair: kappa/2U_T;
     tanh_lin: its input-gain bound); report the V_u lower bound and, when the swing wins, what clips."""
-    need, n_over, worst = 0.0, 0, None
+    n_over, worst = 0, None            # worst: (V_u it needs, its |theta|, the bound, the cell kind)
     for p in model.periods:
         cell = cell_for_law(p.law.name)
         smax = lim.slope_max_per_v(cell.name)
@@ -149,10 +149,10 @@ def _slope_bound(model, lim: DeviceLimits, v_u: float, vu_swing: float, v_abs: f
             if kind != "slope":
                 continue
             th = p.param.detach()[row].abs()
-            need = max(need, float(th.max()) / smax)
             n_over += int((th > smax * v_u).sum())
             if worst is None or float(th.max()) / smax > worst[0]:
                 worst = (float(th.max()) / smax, float(th.max()), smax, cell.name)
+    need = worst[0]
     ok = need <= vu_swing * (1 + 1e-12)
     rep["v_u"].update({"slope_lower_bound": need, "slope_bound_met": ok,
                        "slope_max_needed_per_v": worst[1] / v_u, "slope_bound_cell": worst[3]})
