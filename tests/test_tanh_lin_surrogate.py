@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from kchip.cells.tanh_lin_surrogate import TanhLinStructSurrogate, fit_tanh_lin
+from surfaces import worst_per_combo
 
 ROOT = Path(__file__).resolve().parents[1] / "characterization" / "tanh_lin"
 pytestmark = pytest.mark.skipif(not (ROOT / "tt.json").is_file(), reason="no committed tanh_lin table")
@@ -20,12 +21,7 @@ def sur():
 
 
 def _worst(sur, combos, t):
-    VS, VD = np.meshgrid(t["vs"], t["vd"])
-    dev = []
-    for j, (cs, cd, o) in enumerate(combos):
-        i = sur.current_hw(torch.tensor(cs), torch.tensor(cd), torch.tensor(o), torch.tensor(VS), torch.tensor(VD))
-        dev.append(float(np.max(np.abs(i.numpy() - t["i_d"][j]))))
-    return np.array(dev)
+    return worst_per_combo(sur, combos, t["vs"], t["vd"], t["i_d"])
 
 
 def test_committed_tt_surfaces(sur):
