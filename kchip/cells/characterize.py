@@ -89,10 +89,14 @@ def cell_bias(pdk: Pdk, kind_name: str, design: Optional[dict] = None, mult: int
 
 
 def _header(pdk: Pdk, kind: CellKind, corner: str, sub: L.Subckt, title: str) -> List[str]:
+    """Title, model include, options, the bias generator and the cell (their devices bound to shared model
+    cards, `Pdk.share_models`: a Monte Carlo deck of 32 tanh_lin copies spent 33 of its 45 s expanding
+    per-transistor card copies, 1.8 s shared; the mismatch draws stay per instance), supply, reference, enable."""
     b = cell_bias(pdk, kind.name, kind.design)
+    cells, _ = pdk.share_models("\n".join([b.text, sub.text]))
     return [f"* kchip characterization: {kind.name} {corner} {title}", pdk.model_include(corner),
             f".temp {pdk.temperature_c}", ".options gmin=1e-15 reltol=1e-3 abstol=1e-14",
-            b.text, sub.text, f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}",
+            cells, f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}",
             "XB iref vbn vcp vcn vk vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}"]
 
 

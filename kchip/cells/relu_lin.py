@@ -24,6 +24,7 @@ import numpy as np
 from ..pdk import Pdk
 from . import library as L
 from . import relu as R
+from . import sweep as SW
 from .relu_lin_analysis import analyze_relu_lin     # the analysis half: fits, code tables, plots
 
 DEFAULTS = dict(R.DEFAULTS, tail_units=15, w_pu=2.0, l_pu=6.0, w_pcu=2.0, l_pcu=1.0, w_tg=0.42, l_tg=0.15,
@@ -149,28 +150,38 @@ def _combos_lin(kind):
     return out
 
 
-def char_relu_lin(pdk, kind, corner, n_mc, jobs=1):
+def char_relu_lin(pdk, kind, corner, n_mc, jobs=1, substeps=None):
     """DC surfaces of every combo (+ one disabled instance) over vs x vd, split over `jobs` parallel ngspice
     runs; then mismatch (n_mc copies)."""
     from .characterize import _header
+    substeps = substeps or SW.SUBSTEPS
     sub = kind.subckt(pdk)
     combos = _combos_lin(kind)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
     n = int(round((hi - lo) / kind.step)) + 1
-    head = _header(pdk, kind, corner, sub, "DC surfaces") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm}",
-                                                              f"Vd d 0 dc {kind.vcm}"]
+    grid = lo + kind.step * np.arange(n)
+    # the vs x vd grid as one serpentine path in sub-steps (kchip.cells.sweep; a nested 2-D .dc restarted its
+    # inner sweep with a 0.6 V jump and fell back to gmin stepping)
+    head = _header(pdk, kind, corner, sub, "DC surfaces") + [f"Vcm vcm 0 {kind.vcm}"] + SW.path_sources(grid, grid)
     full = 2 ** kind.bits - 1
     insts = [(_tag(*c), *c, "en") for c in combos] + [("off", full, full, 2 ** kind.obits - 1, "0")]
     dc, wall, n_decks = R._split_run(
-        head, insts, f".dc Vs {lo:.4f} {hi:.4f} {kind.step:.4f} Vd {lo:.4f} {hi:.4f} {kind.step:.4f}",
+        head, insts, SW.path_analysis(n, substeps),
         max(1, jobs), lambda tag, cs, cd, o, en: _inst_lin(kind, sub, tag, cs, cd, o, en=en),
-        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[n * n], timeout=3600)
-    grid = lo + kind.step * np.arange(n)
-    shp = (n, n)
-    get = lambda pre: np.stack([dc[f"i({pre}{_tag(*c)})"].reshape(shp) for c in combos])
+        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[SW.path_points(n, substeps)],
+        timeout=3600)
+    dc = SW.at_grid(dc, n, substeps)
+    rows, cols = SW.serpentine(n)
+
+    def get(pre):                 # path order -> (vd, vs) surfaces
+        out = np.zeros((len(combos), n, n))
+        for j, c in enumerate(combos):
+            out[j, rows, cols] = np.real(dc[f"i({pre}{_tag(*c)})"])
+        return out
     i_d, i_s, i_dd = get("vmd"), get("vms"), get("vdd")
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
-    i_dd_off = float(dc["i(vddoff)"][(n * n) // 2])
+    centre = int(np.flatnonzero((rows == n // 2) & (cols == n // 2))[0])
+    i_dd_off = float(np.real(dc["i(vddoff)"])[centre])
     summary, table, codetab = analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
     summary.update(dc_runs=n_decks, supply_disabled_A=i_dd_off)
     summary.update(ac_lin(pdk, kind, corner))

@@ -28,6 +28,8 @@ from ..pdk import Pdk
 from . import library as L
 from . import relu as R
 from . import relu_lin as RL
+from . import sweep as SW
+from .sweep import serpentine  # noqa: F401  (re-exported: the path order of the committed tables)
 
 DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=16.0, l_cl=1.0,
                 w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0)
@@ -128,22 +130,11 @@ def grid_volts(kind, n: int | None = None, alpha: float = GRID_ALPHA) -> np.ndar
     return kind.vcm + kind.span * (alpha * u + (1 - alpha) * u ** 3)
 
 
-def serpentine(n: int):
-    """Path over an n x n grid, one grid step at a time: row r (vd index) left to right when r is even, right to
-    left when odd -> (row, col) of path point k = 0 .. n^2 - 1."""
-    k = np.arange(n * n)
-    r = k // n
-    return r, np.where(r % 2 == 0, k % n, n - 1 - k % n)
-
-
 def _sweep_head(kind, grid) -> list:
-    """Sources: one sweep variable t = 0 .. n^2 - 1 (the .dc variable) drives the input nets s and d along the
-    `serpentine` path over grid x grid (behavioural pwl sources), and vcm at v_cm. A nested 2-D .dc restarts its
-    inner sweep at every outer step (a 0.6 V jump at which Newton failed and fell back to gmin stepping); the
-    serpentine only ever moves one input by one grid step (3 instances x 81 points: 70 s -> see docs/cells.md)."""
-    r, c = serpentine(len(grid))
-    pwl = lambda v: "pwl(v(t), " + ", ".join(f"{k}, {x:.6f}" for k, x in enumerate(v)) + ")"
-    return [f"Vcm vcm 0 {kind.vcm}", "Vt t 0 dc 0", f"Bs s 0 V = {pwl(grid[c])}", f"Bd d 0 V = {pwl(grid[r])}"]
+    """Sources: vcm at v_cm, and the serpentine path over grid x grid (`kchip.cells.sweep`: one input moves by
+    one grid step at a time, in sub-steps; a nested 2-D .dc restarted its inner sweep with a 0.6 V jump at which
+    Newton failed and fell back to gmin stepping)."""
+    return [f"Vcm vcm 0 {kind.vcm}"] + SW.path_sources(grid, grid)
 
 
 def _head(pdk, kind, corner, sub, title) -> list:
@@ -198,7 +189,7 @@ def _chunked_run(head, insts, analysis, jobs, inst_lines, per_deck: int = DECK_I
     return vec, wall, len(decks)
 
 
-def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
+def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1, substeps=SW.SUBSTEPS):
     """DC surfaces of every combo (+ one disabled instance) over the vs x vd grid (`grid_volts`), instances
     split over `jobs` ngspice runs side by side; AC; mismatch (n_mc copies)."""
     from .tanh_lin_analysis import analyze_tanh_lin
@@ -210,8 +201,10 @@ def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1):
     full = 2 ** kind.bits - 1
     insts = [(RL._tag(*c), *c, "en") for c in combos] + [("off", full, full, 2 ** kind.obits - 1, "0")]
     dc, wall, n_decks = _chunked_run(
-        head, insts, f".dc Vt 0 {n * n - 1} 1", jobs, lambda tag, cs, cd, o, en: _inst(kind, sub, tag, cs, cd, o, en=en),
-        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[n * n], timeout=3600)
+        head, insts, SW.path_analysis(n, substeps), jobs, lambda tag, cs, cd, o, en: _inst(kind, sub, tag, cs, cd, o, en=en),
+        cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[SW.path_points(n, substeps)],
+        timeout=3600)
+    dc = SW.at_grid(dc, n, substeps)
     rows, cols = serpentine(n)
 
     def get(pre):                 # path order -> (vd, vs) surfaces

@@ -214,12 +214,20 @@ def _with_control(deck: str, raw: Path) -> str:
 def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = None,
              expect_points: Optional[Sequence[int]] = None, timeout: float = 600.0,
              spiceinit: str = DEFAULT_SPICEINIT, keep: Optional[Path] = None,
-             ngspice: Optional[str] = None) -> SimResult:
+             ngspice: Optional[str] = None, seed: Optional[int] = 1,
+             threads: Optional[int] = None) -> SimResult:
     """Run one ngspice deck in batch mode and return its plots.
 
     expect_points: the number of points each plot must have (in order); a shorter plot (an aborted sweep)
     raises ConvergenceError naming the first missing point index. NaN/inf values raise too.
     keep: a folder in which to keep deck, log and raw file (default: a temporary folder, deleted).
+    seed: ngspice's random seed (`.options seed`, read before the parameters are evaluated: the Monte Carlo
+    mismatch draws); without one ngspice seeds from the process and the same deck draws differently on every
+    run (`set rndseed` in .spiceinit did not fix it: measured). None: leave it unset.
+    threads: ngspice's OpenMP threads for the device evaluation (`set num_threads`; default: the
+    KCHIP_NGSPICE_THREADS environment variable, else 1). Debian's ngspice starts 2 threads whatever
+    OMP_NUM_THREADS says; two such processes on 2 cores ran a tanh_lin deck pair in 33.5 s against 4.2 s with
+    one thread each (spinning OpenMP workers; docs/cells.md), so parallel runs must not add threads.
     """
     exe = find_ngspice(ngspice)
     tmp = None
@@ -234,8 +242,14 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
         raw = wd / "out.raw"
         if raw.exists():
             raw.unlink()
+        if seed is not None:        # after the title line, before anything is evaluated
+            head, _, rest = deck.partition("\n")
+            deck = f"{head}\n.options seed={int(seed)}\n{rest}"
         deck = _with_control(deck, raw)
         (wd / "deck.sp").write_text(deck)
+        threads = int(threads or os.environ.get("KCHIP_NGSPICE_THREADS", 0) or 1)
+        if spiceinit is not None:
+            spiceinit = spiceinit + f"set num_threads={max(1, threads)}\n"
         if spiceinit:
             (wd / ".spiceinit").write_text(spiceinit)
         env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -305,6 +319,9 @@ def run_parallel(tasks: Sequence, jobs: int) -> List:
 
 def run_decks(decks: Sequence[str], jobs: Optional[int] = None, **kw) -> List[SimResult]:
     """Run independent decks in parallel ngspice processes (one per core by default; KCHIP_JOBS overrides),
-    results in the order of `decks`. Every keyword goes to `run_deck`."""
+    results in the order of `decks`. Every keyword goes to `run_deck`; deck k gets the random seed `seed` + k
+    (default seed 1), so Monte Carlo copies split over several decks draw independently and reproducibly."""
     jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
-    return run_parallel([lambda d=d: run_deck(d, **kw) for d in decks], jobs)
+    seed = kw.pop("seed", 1)
+    return run_parallel([lambda d=d, k=k: run_deck(d, seed=None if seed is None else seed + k, **kw)
+                         for k, d in enumerate(decks)], jobs)

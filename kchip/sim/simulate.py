@@ -169,7 +169,7 @@ DEFAULT_TIMEOUT_PER_INPUT_S = {"transistor": 3600.0, "ideal": 600.0}
 
 
 def _run_chunk(args) -> Dict:
-    deck_path, spec_json, x, direction, waves, keep, per_input = args
+    deck_path, spec_json, x, direction, waves, keep, per_input, threads = args
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
     # transistor decks: tens of minutes per inference on a loaded machine (a 577-cell chip: > 30 min of CPU);
@@ -180,7 +180,8 @@ def _run_chunk(args) -> Dict:
         timeout = DEFAULT_TIMEOUT_PER_INPUT_S["transistor"] * len(x)
     else:
         timeout = DEFAULT_TIMEOUT_PER_INPUT_S["ideal"]
-    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout)
+    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout,
+                   threads=threads)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
     out = np.stack([np.interp(tb.read_times, t, plot[f"v(out_{j})"]) for j in tb.outputs], axis=1)
@@ -216,9 +217,11 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     spec_json = spec.to_json()
     results: List[Optional[Dict]] = [None] * len(chunks)
     errors = []
+    # cores / processes OpenMP threads per ngspice: more would spin against each other (kchip.sim.ngspice)
+    threads = max(1, (os.cpu_count() or 1) // min(jobs, len(chunks)))
     tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
-              (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None, timeout_per_input)
-             for k, c in enumerate(chunks)]
+              (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None, timeout_per_input,
+              threads) for k, c in enumerate(chunks)]
     t_start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
         futs = [pool.submit(_run_chunk, t) for t in tasks]
