@@ -2,6 +2,8 @@
 Prints the errors (% of the swing) for every ODE capacitance choice and writes docs/cells_transient.png.
 
     python benchmarks/tanh_transient.py [--corner tt] [--codes 15,5] [--png docs/cells_transient.png]
+    python benchmarks/tanh_transient.py --tanh-lin [--corner tt,ss,ff] [--png docs/cells_transient_tanh_lin.png]
+        tanh_lin: codes (6,-6,8), (15,-15,8), (3,-3,5), node 40 and 80 pF, vs the L2-surrogate ODE
 
 ODE capacitance: cnode = MIM + cell from Im(Y)/omega at 100 kHz with the cell enabled (holds the phase lag
 of the cell's transconductance, -gm/omega_p), cpass = the same with en = 0 (passive pin capacitance; the
@@ -24,7 +26,11 @@ def main(argv=None) -> int:
     ap.add_argument("--corner", default="tt")
     ap.add_argument("--codes", default="15,5")
     ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs" / "cells_transient.png"))
+    ap.add_argument("--tanh-lin", action="store_true")
     a = ap.parse_args(argv)
+    if a.tanh_lin:
+        return tanh_lin(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
+                        str(Path(a.png).with_name("cells_transient_tanh_lin.png")))
     runs = []
     for mode in ("release", "enable"):
         for code in (int(c) for c in a.codes.split(",")):
@@ -47,6 +53,35 @@ def main(argv=None) -> int:
             ax[j].set_title(f"tanh_diff {a.corner}, {m} mode, 2 pF node"); ax[j].set_xlabel("t [ns]")
             ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
         fig.tight_layout(); fig.savefig(a.png); plt.close(fig)
+    return 0
+
+
+def tanh_lin(corners, png) -> int:
+    from kchip.cells.lin_transient import tanh_lin_one_node_transient
+    runs = []
+    for corner in corners:
+        for codes in ((6, -6, 8), (15, -15, 8), (3, -3, 5)):
+            for c in (40e-12, 80e-12):
+                o = tanh_lin_one_node_transient(codes=codes, corner=corner, c_farad=c)
+                runs.append(o)
+                print(json.dumps({"corner": corner, "codes": codes, "c_pF": c * 1e12, "swing_V": round(o["swing_V"], 4),
+                                  "max_err_pct_swing": round(o["max_err_pct_swing"], 2),
+                                  "final_err_pct_swing": round(o["final_err_pct_swing"], 3)}), flush=True)
+    if png:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+        for o in runs:
+            if o["corner"] != corners[0]:
+                continue
+            j = 0 if o["c_mim_F"] < 60e-12 else 1
+            ax[j].plot(o["t"] * 1e6, o["v_spice"], lw=1, label=f"ngspice {tuple(o['codes'])}")
+            ax[j].plot(o["t"] * 1e6, o["v_ode"], "--", lw=1, label=f"L2 ODE {tuple(o['codes'])}")
+        for j, c in enumerate((40, 80)):
+            ax[j].set_title(f"tanh_lin {corners[0]}, enable at t = 0, {c} pF node"); ax[j].set_xlabel("t [us]")
+            ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
+        fig.tight_layout(); fig.savefig(png); plt.close(fig)
     return 0
 
 
