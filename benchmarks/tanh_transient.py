@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--codes", default="15,5")
     ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs" / "cells_transient.png"))
     ap.add_argument("--tanh-lin", action="store_true")
+    ap.add_argument("--c-pf", type=float, default=2.0, help="tanh_diff node capacitor [pF] (t_end scales with it)")
     a = ap.parse_args(argv)
     if a.tanh_lin:
         return tanh_lin(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
@@ -34,7 +35,8 @@ def main(argv=None) -> int:
     runs = []
     for mode in ("release", "enable"):
         for code in (int(c) for c in a.codes.split(",")):
-            o = one_node_transient("tanh_diff", code=code, corner=a.corner, mode=mode)
+            o = one_node_transient("tanh_diff", code=code, corner=a.corner, mode=mode, c_farad=a.c_pf * 1e-12,
+                                   t_end=3e-6 * a.c_pf / 2.0)
             runs.append(o)
             print(json.dumps({"mode": mode, "code": code, "swing_V": round(o["swing_V"], 4),
                               "c_node_fF": round(o["c_node_measured_F"] * 1e15, 1),
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
             ax[j].plot(o["t"] * 1e9, o["v_spice"], lw=1, label=f"ngspice code {o['code']}")
             ax[j].plot(o["t"] * 1e9, o["v_ode_table_cnode"], "--", lw=1, label=f"ODE code {o['code']}")
         for j, m in enumerate(("release", "enable")):
-            ax[j].set_title(f"tanh_diff {a.corner}, {m} mode, 2 pF node"); ax[j].set_xlabel("t [ns]")
+            ax[j].set_title(f"tanh_diff {a.corner}, {m} mode, {a.c_pf:g} pF node"); ax[j].set_xlabel("t [ns]")
             ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
         fig.tight_layout(); fig.savefig(a.png); plt.close(fig)
     return 0
