@@ -188,7 +188,7 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
                        jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out,
-                       timeout_per_input=cfg.get("timeout_per_input_s"))
+                       timeout_per_input=cfg.get("timeout_per_input_s"), merge=bool(cfg.get("merge", True)))
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
@@ -204,6 +204,8 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     cmp = lambda a, b: {k: v for k, v in compare(a, b, fs).items() if k != "per_output"}
     res = {"inputs": n, "ngspice_s": sum(info["wall_s"]), "ngspice_wall_s": info.get("wall_total_s"),
            "full_scale": fs, "vs_L1": cmp(y, l1), "vs_L0": cmp(y, l0)}
+    if info.get("merge"):
+        res["merge"] = {k: v for k, v in info["merge"].items() if k != "deck"}
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' surrogates in the ODE
         res.update(_l2_transistor(ctx, spec, x, y, y_true, l0, info, cmp, tight))
     if y_true is not None:

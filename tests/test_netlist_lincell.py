@@ -25,10 +25,10 @@ def _table(g=2.5e-6, iub=1.75e-7):
                                         "bias": CodeParam(o, (o - 8) * iub)}, meta={"bits": 4, "obits": 4})
 
 
-def _lin_spec(p=None, law="relu_lin"):
+def _lin_spec(p=None, law="relu_lin", edges=None):
     """3 nodes, 5 three-parameter edges: diffusive (theta1 > 0 on the source, theta2 < 0 on the destination) so
     that the outputs are well conditioned in the inputs."""
-    edges = [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
+    edges = edges or [[1, 2], [2, 3], [3, 1], [0, 3], [2, 1]]
     if p is None:
         p = torch.tensor([[0.8, 0.6, 0.9, 0.0, 0.4],        # theta1 (vs)
                           [-0.7, -0.5, -0.8, -0.4, -0.3],   # theta2 (vd)

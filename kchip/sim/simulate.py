@@ -192,9 +192,11 @@ def _run_chunk(args) -> Dict:
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
              chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False,
-             timeout_per_input: Optional[float] = None):
+             timeout_per_input: Optional[float] = None, merge: bool = True):
     """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict). `timeout_per_input`: seconds of
-    wall time allowed per inference of an ngspice run (default DEFAULT_TIMEOUT_PER_INPUT_S by level)."""
+    wall time allowed per inference of an ngspice run (default DEFAULT_TIMEOUT_PER_INPUT_S by level).
+    `merge` (transistor level, nominal corners): simulate a copy of the deck in which identical parallel edge
+    cells are one scaled instance (`kchip.sim.merge`; the same circuit, fewer transistors); info["merge"]."""
     deck_path = Path(deck_path)
     if not deck_path.exists():
         raise FileNotFoundError(f"{deck_path}: netlist not found")
@@ -210,6 +212,9 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
         r, c = np.argwhere(~np.isfinite(x))[0]
         raise ValueError(f"inputs[{r}, {c}]: value {x[r, c]} is not finite")
     build_schedule(spec, direction, x.shape[1])            # validates the input width early
+    merge_info, tmp, given = None, None, deck_path
+    if merge and head.get("level") == "transistor":
+        deck_path, merge_info, tmp = _merged_deck(deck_path, out_dir)
     jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
     if out_dir is not None:
@@ -223,6 +228,27 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
               (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None, timeout_per_input,
               threads) for k, c in enumerate(chunks)]
     t_start = time.perf_counter()
+    try:
+        _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if errors:
+        done = sum(r is not None for r in results)
+        raise NgspiceError(f"{given}: {len(errors)} of {len(chunks)} chunks failed "
+                           f"({done} kept{' in ' + str(Path(out_dir) / 'chunks') if out_dir else ''}): "
+                           + " | ".join(errors))
+    y = np.concatenate([r["y"] for r in results], axis=0)
+    info = {"wall_s": [r["wall_s"] for r in results], "cpu_s": [r["cpu_s"] for r in results], "merge": merge_info,
+            "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
+            "wall_total_s": time.perf_counter() - t_start,
+            "time": results[0]["time"], "waves": results[0]["waves"]}
+    return y, info
+
+
+def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction) -> None:
+    """Run the chunks in parallel processes; fill results[k] (or errors) and save each chunk's outputs to
+    <out>/chunks/ as soon as it is back."""
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
         futs = [pool.submit(_run_chunk, t) for t in tasks]
         for k, f in enumerate(futs):
@@ -234,17 +260,29 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
                 continue
             if out_dir is not None:
                 np.save(Path(out_dir) / "chunks" / f"{direction}_{k:04d}.npy", results[k]["y"])
-    if errors:
-        done = sum(r is not None for r in results)
-        raise NgspiceError(f"{deck_path}: {len(errors)} of {len(chunks)} chunks failed "
-                           f"({done} kept{' in ' + str(Path(out_dir) / 'chunks') if out_dir else ''}): "
-                           + " | ".join(errors))
-    y = np.concatenate([r["y"] for r in results], axis=0)
-    info = {"wall_s": [r["wall_s"] for r in results], "cpu_s": [r["cpu_s"] for r in results],
-            "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
-            "wall_total_s": time.perf_counter() - t_start,
-            "time": results[0]["time"], "waves": results[0]["waves"]}
-    return y, info
+
+
+def _merged_deck(deck_path: Path, out_dir: Optional[Path]):
+    """(deck to simulate, merge stats, temporary folder to clean up or None): the merged copy of a transistor
+    deck (`kchip.sim.merge`) when it has identical parallel cells and a nominal corner; else the deck itself."""
+    import tempfile
+    from .merge import merge_parallel_cells
+    try:
+        text, st = merge_parallel_cells(deck_path.read_text())
+    except ValueError as exc:                      # a mismatch corner: every copy differs
+        return deck_path, {"merged": False, "reason": str(exc)}, None
+    if not st["merged_groups"]:
+        return deck_path, dict(st, merged=False), None
+    tmp = None
+    if out_dir is not None:
+        folder = Path(out_dir)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="kchip_merge_")
+        folder = Path(tmp.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{deck_path.stem}.merged.spice"
+    path.write_text(text)
+    return path, dict(st, merged=True, deck=str(path)), tmp
 
 
 def compare(y: np.ndarray, ref: np.ndarray, full_scale: Optional[float] = None) -> Dict:
