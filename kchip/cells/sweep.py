@@ -61,16 +61,3 @@ def at_grid(vectors: Dict[str, np.ndarray], n: int, sub: int = SUBSTEPS) -> Dict
                          f"(max offset {np.max(np.abs(t - np.arange(n * n))):.3g})")
     return out
 
-
-def line_analysis(src: str, lo: float, hi: float, npts: int, sub: int = SUBSTEPS) -> str:
-    """`.dc` of source `src` from lo to hi: npts points in `sub` sub-steps each (read back with `every`)."""
-    if int(sub) < 1 or npts < 2:
-        raise ValueError(f"line_analysis: sub = {sub!r}, npts = {npts!r}; need sub >= 1 and npts >= 2")
-    step = (hi - lo) / ((npts - 1) * int(sub))
-    return f".dc {src} {lo:.9f} {hi + step / 2:.9f} {step:.9f}"
-
-
-def every(vectors: Dict[str, np.ndarray], npts: int, sub: int = SUBSTEPS) -> Dict[str, np.ndarray]:
-    """The vectors of a `line_analysis` sweep at its npts points (every sub-th value)."""
-    idx = np.arange(npts) * int(sub)
-    return {k: np.asarray(v)[idx] for k, v in vectors.items()}
