@@ -75,6 +75,27 @@ def test_slope_bound_is_per_cell_kind():
     assert not sc0.report["v_u"]["slope_bound_met"] and sc0.report["v_u"]["slopes_over_bound"] == 1
 
 
+def test_node_speed_against_the_cell_lag():
+    """tau / (largest sum of a node's edge slopes) vs the cell's lag: three tanh_lin edges into node 2 with
+    |theta2| = 4 + 3 + 3 (node 1 also has 5 on its own edge, node 0 is the reference); at tau = 1 us that node's
+    time constant is 0.1 us = 0.31 lags of a 0.323 us cell: a warning that names the needed tau."""
+    from dataclasses import replace
+    lim = replace(LIM, tanh_lin_slope_max_per_v=60.0, cell_lag_s={"tanh_lin": 3.23e-7}, node_tau_over_lag_min=5.0)
+    p = torch.tensor([[1.0, 2.0, 2.0], [-4.0, -3.0, -3.0], [0.0, 0.1, 0.2]])
+    m = KirchhoffNet([Period([[1, 2], [0, 2], [1, 2]], "tanh_lin", 1.0, param=p)]).double()
+    x = torch.tensor([[0.5, -0.5]], dtype=torch.float64)
+    sc = map_model(m, x, lim, {"kind": "latency", "value": 1e-6})
+    ns = sc.report["node_speed"]["periods"][0]
+    assert ns["node"] == 2 and ns["sum_slopes_sw"] == pytest.approx(10.0)     # node 1: 1 + 2 (two sources) = 3
+    assert ns["tau_node_min_s"] == pytest.approx(sc.tau_s / 10.0) and ns["lags"] == pytest.approx(1e-7 / 3.23e-7)
+    w = [w for w in sc.report["warnings"] if w.startswith("node speed")]
+    assert len(w) == 1 and "tau >= 1.62e-05 s" in w[0]          # 5 lags x 0.323 us x 10
+    # slow enough: no warning
+    sc2 = map_model(m, x, lim, {"kind": "latency", "value": 2e-5})
+    assert sc2.report["node_speed"]["periods"][0]["lags"] >= 5.0
+    assert not any(w.startswith("node speed") for w in sc2.report["warnings"])
+
+
 def test_bad_target_and_scaling_fields():
     m = _decay()
     x = torch.ones(1, 1, dtype=torch.float64)

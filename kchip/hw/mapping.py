@@ -166,6 +166,41 @@ def _slope_bound(model, lim: DeviceLimits, v_u: float, vu_swing: float, v_abs: f
             f"max|v| <= {smax * lim.input_swing_v / (1 + margin):.3g} (have {th * v_abs:.3g}).")
 
 
+def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict) -> None:
+    """The fastest node time constant of each period against the lag of its cells: tau / G, where G is the
+    largest sum over a node's edges of |d i / d v_node| in SW units (the gm / slope parameters: a one-slope cell
+    acts on both its nodes, a two-slope cell with its first on s and its second on d). A cell that lags its
+    inputs by more than a fraction of that time constant leaves the node's feedback loop behind the ODE (and
+    past ~1/4 of it, ringing). rep["node_speed"]; a warning below lim.node_tau_over_lag_min lags."""
+    out, worst = [], None
+    for p in model.periods:
+        cell = cell_for_law(p.law.name)
+        rows = [row for row, _, kind in cell.params if kind in ("gm", "slope")]
+        th = p.param.detach().abs().double()
+        g = torch.zeros(p.num_nodes + 1, dtype=torch.float64)
+        src_row, dst_row = (rows[0], rows[0]) if len(rows) == 1 else (rows[0], rows[1])
+        g.index_add_(0, p.src.long(), th[src_row])
+        g.index_add_(0, p.dst.long(), th[dst_row])
+        g[0] = 0.0                                   # node 0: the fixed reference
+        gmax, node = float(g.max()), int(g.argmax())
+        lag = lim.cell_lag_s.get(cell.name)
+        tau_node = tau / gmax if gmax > 0 else float("inf")
+        ent = {"period": len(out), "cell": cell.name, "node": node, "sum_slopes_sw": gmax, "tau_node_min_s": tau_node,
+               "cell_lag_s": lag, "lags": (tau_node / lag) if lag else None}
+        out.append(ent)
+        if lag and (worst is None or ent["lags"] < worst["lags"]):
+            worst = ent
+    rep["node_speed"] = {"periods": out, "min_lags": lim.node_tau_over_lag_min}
+    if worst is not None and worst["lags"] < lim.node_tau_over_lag_min:
+        need = lim.node_tau_over_lag_min * worst["cell_lag_s"] * worst["sum_slopes_sw"]
+        rep["warnings"].append(
+            f"node speed: period {worst['period']} node {worst['node']} has a time constant of "
+            f"{worst['tau_node_min_s']:.3g} s (tau {tau:.3g} s / sum of its edges' slopes {worst['sum_slopes_sw']:.3g}), "
+            f"only {worst['lags']:.2g} lags of the {worst['cell']} cell ({worst['cell_lag_s']:.3g} s); the chip will "
+            f"not follow the ODE there. Needed: tau >= {need:.3g} s (latency target >= {need * t_total:.3g} s: "
+            f"a larger C or a smaller I_u)")
+
+
 def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
               target: Optional[Mapping] = None, margin: Optional[float] = None,
               tables: Optional[Mapping] = None) -> Scaling:
@@ -258,6 +293,7 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
                                        f"[{i_u_min:.3g}, {i_u_max:.3g}] A")
             i_u = i_u_tab
     tau = c * v_u / i_u
+    _node_speed(model, lim, tau, t_total, rep)
     rep["choice"] = {"rule": rule, "c_f": c, "i_u": i_u, "tau_s": tau, "latency_s": tau * t_total,
                      "static_power_w_est": lim.vdd * i_u * e_max, "edges_enabled_max": e_max}
     rep["param_phys_max"] = {k: v * kind_factor(k, v_u, i_u) for k, v in pmax.items()}
