@@ -35,11 +35,7 @@ def _head_inst(kind):
         raise ValueError(f"lin_one_node_transient: cell {kind.name!r}; only tanh_lin and relu_lin")
     from . import relu_lin as RL
     from .characterize import _header
-
-    def inst(kind, sub, tag, cs, cd, o, s="s", d="d"):
-        return [ln.replace(f"Vmd{tag} d{tag} d 0", f"Vmd{tag} d{tag} {d} 0").replace(
-            f"Vms{tag} s s{tag} 0", f"Vms{tag} {s} s{tag} 0") for ln in RL._inst_lin(kind, sub, tag, cs, cd, o)]
-    return _header, inst
+    return _header, RL._inst_lin
 
 
 def _pin_cap(pdk, kind, corner, sub, cap, codes, v_in, v_mid) -> float:

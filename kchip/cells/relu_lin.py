@@ -116,15 +116,16 @@ def _code_bits(c: int, n: int):
     return ["vdd" if (abs(int(c)) >> k) & 1 else "0" for k in range(n)] + ["vdd" if c < 0 else "0"]
 
 
-def _inst_lin(kind, sub: L.Subckt, tag: str, cs: int, cd: int, o: int, en: str = "en", bias=None) -> list:
-    """Instance `tag` at signed gain codes cs (theta1), cd (theta2) and offset code o, with ammeters
-    i(vmd<tag>) (into d), i(vms<tag>) (out of s), i(vdd<tag>) (supply). bias: the cell's bias pins (default
-    relu_lin's, `L.bias_pins(obits)`; tanh_lin has no vk)."""
+def _inst_lin(kind, sub: L.Subckt, tag: str, cs: int, cd: int, o: int, en: str = "en", bias=None,
+              s: str = "s", d: str = "d") -> list:
+    """Instance `tag` at signed gain codes cs (theta1), cd (theta2) and offset code o, its s / d pins on nets `s` /
+    `d` through ammeters i(vmd<tag>) (into d), i(vms<tag>) (out of s), i(vdd<tag>) (supply). bias: the cell's
+    bias pins (default relu_lin's, `L.bias_pins(obits)`; tanh_lin has no vk)."""
     n, m = kind.bits, kind.obits
     bias = L.bias_pins(m) if bias is None else bias
     pins = [f"s{tag}", f"d{tag}", en, *_code_bits(cs, n), *_code_bits(cd, n),
             *["vdd" if (o >> k) & 1 else "0" for k in range(m)], *bias, "vcm", f"vdd{tag}", "0"]
-    return [f"Vmd{tag} d{tag} d 0", f"Vms{tag} s s{tag} 0", f"Vdd{tag} vdd vdd{tag} 0",
+    return [f"Vmd{tag} d{tag} {d} 0", f"Vms{tag} {s} s{tag} 0", f"Vdd{tag} vdd vdd{tag} 0",
             f"X{tag} {' '.join(pins)} {sub.name}"]
 
 
@@ -190,10 +191,7 @@ def char_relu_lin(pdk, kind, corner, n_mc, jobs=1, substeps=None):
     return summary, table, codetab
 
 
-def _swap_sd(lines, tag):
-    """Instance lines with the sweep/AC node s on the cell's d pin and the held node d on its s pin."""
-    return [ln.replace(f"Vmd{tag} d{tag} d 0", f"Vmd{tag} d{tag} s 0").replace(f"Vms{tag} s s{tag} 0",
-                                                                               f"Vms{tag} d s{tag} 0") for ln in lines]
+SWAP = {"s": "d", "d": "s"}      # `_inst_lin` nets: the sweep/AC node s on the cell's d pin, the held node on s
 
 
 def ac_lin(pdk, kind, corner) -> dict:
@@ -205,7 +203,7 @@ def ac_lin(pdk, kind, corner) -> dict:
     c1, c2 = (full, 0, half + half // 2), (0, full, half + half // 2)
     lines = _header(pdk, kind, corner, sub, "AC") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1",
                                                      f"Vd d 0 dc {kind.vcm}"]
-    lines += _inst_lin(kind, sub, "t1", *c1) + _swap_sd(_inst_lin(kind, sub, "t2", *c2), "t2")
+    lines += _inst_lin(kind, sub, "t1", *c1) + _inst_lin(kind, sub, "t2", *c2, **SWAP)
     return ac_theta_bandwidths(kind, corner, lines)
 
 
@@ -243,9 +241,8 @@ def mismatch_lin(pdk, kind, corner, n_mc, jobs=1) -> dict:
     head = _header(pdk, kind, mm, sub, f"mismatch x{n_mc}") + [f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm}",
                                                                f"Vd d 0 dc {kind.vcm}"]
     # one sweep source drives both inputs' sweeps: instances of vd-combos see vd = sweep, vs = v_cm
-    def lines(tag, cs, cd, o):
-        out = _inst_lin(kind, sub, tag, cs, cd, o)
-        return _swap_sd(out, tag) if cd else out       # the sweep goes to d, s held at v_cm
+    def lines(tag, cs, cd, o):                         # vd-combos: the sweep goes to d, s held at v_cm
+        return _inst_lin(kind, sub, tag, cs, cd, o, **(SWAP if cd else {}))
     dc, wall, _ = R._split_run(head, insts, f".dc Vs {lo:.4f} {hi:.4f} {(hi - lo) / (npts - 1):.4f}", max(1, jobs),
                                lines, cell=kind.name, point=f"mismatch sweep at corner {mm}", expect_points=[npts])
     sig_g, sig_off = R.mismatch_sigmas(dc, combos, n_mc, np.linspace(0.0, hi - lo, npts),
@@ -268,7 +265,7 @@ def pin_caps_lin(pdk, kind, corner: str = "tt", f: float = 1e3, enabled: bool = 
         f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm} ac 1", f"Vd d 0 dc {kind.vcm}"]
     bias = L.bias_pins(kind.obits if kind.family == "relu_lin" else 0)
     lines += _inst_lin(kind, sub, "cs", full, full, half, en=en, bias=bias)
-    lines += _swap_sd(_inst_lin(kind, sub, "cd", full, full, half, en=en, bias=bias), "cd")
+    lines += _inst_lin(kind, sub, "cd", full, full, half, en=en, bias=bias, **SWAP)
     lines += [f".ac lin 1 {f:g} {f:g}", ".end"]
     ac = run_deck("\n".join(lines), cell=kind.name, point=f"pin capacitance {corner}").plots[0]
     w = 2 * np.pi * f

@@ -163,10 +163,7 @@ def _tanh_combos(kind):
 
 
 def _inst(kind, sub, tag, cs, cd, o, en="en", s="s", d="d"):
-    lines = RL._inst_lin(kind, sub, tag, cs, cd, o, en=en, bias=BIAS_PINS)
-    return [ln.replace(f"Vmd{tag} d{tag} d 0", f"Vmd{tag} d{tag} {d} 0").replace(f"Vms{tag} s s{tag} 0",
-                                                                               f"Vms{tag} {s} s{tag} 0")
-            for ln in lines]
+    return RL._inst_lin(kind, sub, tag, cs, cd, o, en=en, bias=BIAS_PINS, s=s, d=d)
 
 
 DECK_INSTANCES = 3      # instances per DC deck (see _chunked_run)
