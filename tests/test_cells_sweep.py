@@ -36,3 +36,13 @@ def test_at_grid_reads_the_integer_sweep_values():
     np.testing.assert_allclose(got["i(x)"], 10 * np.arange(9))
     with pytest.raises(ValueError, match="not the path points"):
         SW.at_grid({"v(t)": t * 1.01}, n, sub)
+
+
+def test_surface_puts_path_points_on_the_vd_vs_grid():
+    n = 3
+    r, c = SW.serpentine(n)
+    vs, vd = np.array([0.6, 0.9, 1.2])[c], np.array([0.6, 0.9, 1.2])[r]     # what the path sources drive
+    f = 10 * vs + vd                                                         # a function of (vs, vd)
+    got = SW.surface(f, n)
+    g = np.array([0.6, 0.9, 1.2])
+    np.testing.assert_allclose(got, 10 * g[None, :] + g[:, None])           # rows: vd, columns: vs

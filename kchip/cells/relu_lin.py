@@ -172,17 +172,10 @@ def char_relu_lin(pdk, kind, corner, n_mc, jobs=1, substeps=None):
         cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[SW.path_points(n, substeps)],
         timeout=3600)
     dc = SW.at_grid(dc, n, substeps)
-    rows, cols = SW.serpentine(n)
-
-    def get(pre):                 # path order -> (vd, vs) surfaces
-        out = np.zeros((len(combos), n, n))
-        for j, c in enumerate(combos):
-            out[j, rows, cols] = np.real(dc[f"i({pre}{_tag(*c)})"])
-        return out
+    get = lambda pre: np.stack([SW.surface(dc[f"i({pre}{_tag(*c)})"], n) for c in combos])
     i_d, i_s, i_dd = get("vmd"), get("vms"), get("vdd")
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
-    centre = int(np.flatnonzero((rows == n // 2) & (cols == n // 2))[0])
-    i_dd_off = float(np.real(dc["i(vddoff)"])[centre])
+    i_dd_off = float(SW.surface(dc["i(vddoff)"], n)[n // 2, n // 2])
     summary, table, codetab = analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
     summary.update(dc_runs=n_decks, supply_disabled_A=i_dd_off)
     summary.update(ac_lin(pdk, kind, corner))

@@ -61,3 +61,11 @@ def at_grid(vectors: Dict[str, np.ndarray], n: int, sub: int = SUBSTEPS) -> Dict
                          f"(max offset {np.max(np.abs(t - np.arange(n * n))):.3g})")
     return out
 
+
+
+def surface(path_values, n: int) -> np.ndarray:
+    """A vector in path order (n^2 values at the grid points, `at_grid`) as the (vd, vs) surface of n x n."""
+    r, c = serpentine(n)
+    out = np.zeros((n, n))
+    out[r, c] = np.real(np.asarray(path_values))
+    return out

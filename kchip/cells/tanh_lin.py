@@ -29,7 +29,6 @@ from . import library as L
 from . import relu as R
 from . import relu_lin as RL
 from . import sweep as SW
-from .sweep import serpentine  # noqa: F401  (re-exported: the path order of the committed tables)
 
 DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=16.0, l_cl=1.0,
                 w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0)
@@ -202,18 +201,11 @@ def char_tanh_lin(pdk, kind, corner, n_mc, jobs=1, substeps=SW.SUBSTEPS):
         cell=kind.name, point=f"DC surface grid at corner {corner}", expect_points=[SW.path_points(n, substeps)],
         timeout=3600)
     dc = SW.at_grid(dc, n, substeps)
-    rows, cols = serpentine(n)
-
-    def get(pre):                 # path order -> (vd, vs) surfaces
-        out = np.zeros((len(combos), n, n))
-        for j, c in enumerate(combos):
-            out[j, rows, cols] = np.real(dc[f"i({pre}{RL._tag(*c)})"])
-        return out
+    get = lambda pre: np.stack([SW.surface(dc[f"i({pre}{RL._tag(*c)})"], n) for c in combos])
     i_d, i_s, i_dd = get("vmd"), get("vms"), get("vdd")
     leak = float(max(np.max(np.abs(dc["i(vmdoff)"])), np.max(np.abs(dc["i(vmsoff)"]))))
     summary, table, codetab = analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
-    centre = int(np.flatnonzero((rows == n // 2) & (cols == n // 2))[0])
-    summary.update(dc_runs=n_decks, supply_disabled_A=float(np.real(dc["i(vddoff)"])[centre]))
+    summary.update(dc_runs=n_decks, supply_disabled_A=float(SW.surface(dc["i(vddoff)"], n)[n // 2, n // 2]))
     summary.update(ac_tanh_lin(pdk, kind, corner))
     if n_mc > 1:
         summary.update(mismatch_tanh_lin(pdk, kind, corner, n_mc, summary, jobs))
