@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from kchip.hw import DeviceLimits, Scaling, map_model
+from kchip.hw.mapping import tau_for_node_speed
 from kchip.model import KirchhoffNet, Period
 
 LIM = DeviceLimits(input_swing_v=0.4, margin=0.1, c_min_f=50e-15, cell_current_min_a=1e-9,
@@ -78,22 +79,34 @@ def test_slope_bound_is_per_cell_kind():
 def test_node_speed_against_the_cell_lag():
     """tau / (largest sum of a node's edge slopes) vs the cell's lag: three tanh_lin edges into node 2 with
     |theta2| = 4 + 3 + 3 (node 1 also has 5 on its own edge, node 0 is the reference); at tau = 1 us that node's
-    time constant is 0.1 us = 0.31 lags of a 0.323 us cell: a warning that names the needed tau."""
+    time constant is 0.1 us = 0.31 lags of a 0.323 us cell. node_speed "warn": a warning that names the needed
+    tau; "enforce" (default): tau raised to 5 lags x 0.323 us x 10 = 16.15 us by a smaller I_u, C unchanged."""
     from dataclasses import replace
     lim = replace(LIM, tanh_lin_slope_max_per_v=60.0, cell_lag_s={"tanh_lin": 3.23e-7}, node_tau_over_lag_min=5.0)
     p = torch.tensor([[1.0, 2.0, 2.0], [-4.0, -3.0, -3.0], [0.0, 0.1, 0.2]])
     m = KirchhoffNet([Period([[1, 2], [0, 2], [1, 2]], "tanh_lin", 1.0, param=p)]).double()
     x = torch.tensor([[0.5, -0.5]], dtype=torch.float64)
-    sc = map_model(m, x, lim, {"kind": "latency", "value": 1e-6})
+    assert tau_for_node_speed(m, lim) == pytest.approx(5 * 3.23e-7 * 10)
+    sc = map_model(m, x, lim, {"kind": "latency", "value": 1e-6, "node_speed": "warn"})
     ns = sc.report["node_speed"]["periods"][0]
     assert ns["node"] == 2 and ns["sum_slopes_sw"] == pytest.approx(10.0)     # node 1: 1 + 2 (two sources) = 3
     assert ns["tau_node_min_s"] == pytest.approx(sc.tau_s / 10.0) and ns["lags"] == pytest.approx(1e-7 / 3.23e-7)
     w = [w for w in sc.report["warnings"] if w.startswith("node speed")]
     assert len(w) == 1 and "tau >= 1.62e-05 s" in w[0]          # 5 lags x 0.323 us x 10
-    # slow enough: no warning
+    # enforced: slowed to exactly 5 lags, the same C, I_u 16.15x smaller, and the report says so
+    se = map_model(m, x, lim, {"kind": "latency", "value": 1e-6})
+    assert se.tau_s == pytest.approx(1.615e-5) and se.c_f == pytest.approx(sc.c_f)
+    assert se.i_u == pytest.approx(sc.i_u / 16.15)
+    assert se.report["node_speed"]["periods"][0]["lags"] == pytest.approx(5.0)
+    assert se.report["node_speed"]["tau_before_s"] == pytest.approx(1e-6)
+    w = [w for w in se.report["warnings"] if w.startswith("node speed")]
+    assert len(w) == 1 and "raised from 1e-06 s to 1.62e-05 s" in w[0]
+    # slow enough: no warning, nothing changed
     sc2 = map_model(m, x, lim, {"kind": "latency", "value": 2e-5})
-    assert sc2.report["node_speed"]["periods"][0]["lags"] >= 5.0
+    assert sc2.report["node_speed"]["periods"][0]["lags"] >= 5.0 and sc2.tau_s == pytest.approx(2e-5)
     assert not any(w.startswith("node speed") for w in sc2.report["warnings"])
+    with pytest.raises(ValueError, match="target.node_speed"):
+        map_model(m, x, lim, {"kind": "latency", "value": 1e-6, "node_speed": "ignore"})
 
 
 def test_bad_target_and_scaling_fields():

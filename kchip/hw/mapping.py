@@ -15,7 +15,11 @@
    transconductance, lower bound from the smallest unit current; then the target picks I_u and C:
    latency (s, whole inference) -> tau = latency / T_total, C = C_min, I_u = C V_u / tau (C grows if I_u would be
    below its minimum); power (W) -> I_u = P / (VDD * edges enabled at once), C = C_min; area (um^2 of capacitor
-   per node) -> C from the area, I_u at its largest.
+   per node) -> C from the area, I_u at its largest;
+4. node speed: every period's fastest node time constant, tau / (sum of its edges' slopes), must be at least
+   `node_tau_over_lag_min` lags of the period's cell (`cell_lag_s`, from the characterized bandwidths): where the
+   target's tau is shorter the chip is slowed down to that tau (smaller I_u, then larger C) and the report says
+   what the latency became; target `node_speed: warn` keeps the target's tau and only warns.
 Every choice, bound and the range it came from is in `Scaling.report`.
 """
 from __future__ import annotations
@@ -166,13 +170,11 @@ def _slope_bound(model, lim: DeviceLimits, v_u: float, vu_swing: float, v_abs: f
             f"max|v| <= {smax * lim.input_swing_v / (1 + margin):.3g} (have {th * v_abs:.3g}).")
 
 
-def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict) -> None:
-    """The fastest node time constant of each period against the lag of its cells: tau / G, where G is the
-    largest sum over a node's edges of |d i / d v_node| in SW units (the gm / slope parameters: a one-slope cell
-    acts on both its nodes, a two-slope cell with its first on s and its second on d). A cell that lags its
-    inputs by more than a fraction of that time constant leaves the node's feedback loop behind the ODE (and
-    past ~1/4 of it, ringing). rep["node_speed"]; a warning below lim.node_tau_over_lag_min lags."""
-    out, worst = [], None
+def _slope_sums(model, lim: DeviceLimits) -> List[Dict]:
+    """Per period: the node with the largest sum over its edges of |d i / d v_node| in SW units (the gm / slope
+    parameters: a one-slope cell acts on both its nodes, a two-slope cell with its first on s and its second on
+    d) and the lag of the period's cell (lim.cell_lag_s, None if unknown)."""
+    out = []
     for p in model.periods:
         cell = cell_for_law(p.law.name)
         rows = [row for row, _, kind in cell.params if kind in ("gm", "slope")]
@@ -182,16 +184,33 @@ def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict)
         g.index_add_(0, p.src.long(), th[src_row])
         g.index_add_(0, p.dst.long(), th[dst_row])
         g[0] = 0.0                                   # node 0: the fixed reference
-        gmax, node = float(g.max()), int(g.argmax())
-        lag = lim.cell_lag_s.get(cell.name)
+        out.append({"period": len(out), "cell": cell.name, "node": int(g.argmax()), "sum_slopes_sw": float(g.max()),
+                    "cell_lag_s": lim.cell_lag_s.get(cell.name)})
+    return out
+
+
+def tau_for_node_speed(model, lim: DeviceLimits) -> float:
+    """The smallest tau at which every period's fastest node time constant (tau / its slope sum) is at least
+    lim.node_tau_over_lag_min lags of the period's cell (0 where no lag is known)."""
+    return max([lim.node_tau_over_lag_min * e["cell_lag_s"] * e["sum_slopes_sw"]
+                for e in _slope_sums(model, lim) if e["cell_lag_s"]] or [0.0])
+
+
+def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict) -> None:
+    """The fastest node time constant of each period against the lag of its cells: tau / G, G = the node's slope
+    sum (`_slope_sums`). A cell that lags its inputs by more than a fraction of that time constant leaves the
+    node's feedback loop behind the ODE (and past ~1/4 of it, ringing). rep["node_speed"]; a warning below
+    lim.node_tau_over_lag_min lags (left only where the scaling could not be slowed: see `_slow_down`)."""
+    out, worst = [], None
+    for ent in _slope_sums(model, lim):
+        lag, gmax = ent["cell_lag_s"], ent["sum_slopes_sw"]
         tau_node = tau / gmax if gmax > 0 else float("inf")
-        ent = {"period": len(out), "cell": cell.name, "node": node, "sum_slopes_sw": gmax, "tau_node_min_s": tau_node,
-               "cell_lag_s": lag, "lags": (tau_node / lag) if lag else None}
+        ent.update(tau_node_min_s=tau_node, lags=(tau_node / lag) if lag else None)
         out.append(ent)
         if lag and (worst is None or ent["lags"] < worst["lags"]):
             worst = ent
-    rep["node_speed"] = {"periods": out, "min_lags": lim.node_tau_over_lag_min}
-    if worst is not None and worst["lags"] < lim.node_tau_over_lag_min:
+    rep["node_speed"] = dict(rep.get("node_speed", {}), periods=out, min_lags=lim.node_tau_over_lag_min)
+    if worst is not None and worst["lags"] < lim.node_tau_over_lag_min * (1 - 1e-9):
         need = lim.node_tau_over_lag_min * worst["cell_lag_s"] * worst["sum_slopes_sw"]
         rep["warnings"].append(
             f"node speed: period {worst['period']} node {worst['node']} has a time constant of "
@@ -201,12 +220,33 @@ def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict)
             f"a larger C or a smaller I_u)")
 
 
+def _slow_down(c: float, i_u: float, v_u: float, need: float, lim: DeviceLimits, i_u_fixed: bool,
+               t_total: float, rep: Dict) -> "tuple[float, float]":
+    """Node-speed rule (target node_speed = "enforce"): when tau = C V_u / I_u is below `need`
+    (`tau_for_node_speed`), slow the chip down to it - a smaller I_u first (down to its minimum; not when the
+    measured tables fixed it), then a larger C (up to C_max) - and say what that does to the latency."""
+    tau = c * v_u / i_u
+    if tau >= need * (1 - 1e-12):
+        return c, i_u
+    if not i_u_fixed:
+        i_u = max(lim.cell_current_min_a, c * v_u / need)
+    c = min(lim.c_max_f, max(c, need * i_u / v_u))
+    tau2 = c * v_u / i_u
+    rep["node_speed"] = {"rule": "enforce", "tau_needed_s": need, "tau_before_s": tau, "tau_after_s": tau2}
+    rep["warnings"].append(
+        f"node speed: tau raised from {tau:.3g} s to {tau2:.3g} s (latency {tau * t_total:.3g} -> "
+        f"{tau2 * t_total:.3g} s) so that every node time constant is >= {lim.node_tau_over_lag_min:g} cell lags"
+        + ("" if tau2 >= need * (1 - 1e-9) else f"; C capped at {lim.c_max_f:.3g} F: still short of {need:.3g} s")
+        + " (target node_speed: warn keeps the target's tau)")
+    return c, i_u
+
+
 def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
               target: Optional[Mapping] = None, margin: Optional[float] = None,
               tables: Optional[Mapping] = None) -> Scaling:
     """Choose V_cm, V_u, I_u, C, tau for `model` (see module doc). `calib_inputs`: inputs of the forward direction,
     or {"forward": x, "reverse": x'} for every direction the chip runs. `target`: {"kind": "latency" | "power" |
-    "area", "value": seconds | watts | um^2 of capacitor per node}. `tables`: measured code tables
+    "area", "value": seconds | watts | um^2 of capacitor per node, "node_speed": "enforce" (default) | "warn"}. `tables`: measured code tables
     ("<cell>.<param>" -> CodeTable): their gm / bias-current full scales then fix I_u (the largest model value lands
     on the table's smaller end of range, so nothing clips) and the target only sets C."""
     lim = pdk_limits if pdk_limits is not None else load_limits()
@@ -216,6 +256,9 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
     value = float(target.get("value", 0))
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"target.value: must be a positive number, got {target.get('value')!r}")
+    node_speed = target.get("node_speed", "enforce")
+    if node_speed not in ("enforce", "warn"):
+        raise ValueError(f"target.node_speed: {node_speed!r} is not 'enforce' or 'warn'")
     margin = lim.margin if margin is None else float(margin)
     rng = calibration_ranges(model, calib_inputs)
     v_abs = max(r["v_abs_max"] for r in rng.values())
@@ -292,6 +335,9 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
                 rep["warnings"].append(f"I_u = {i_u_tab:.3g} A from the measured tables is outside "
                                        f"[{i_u_min:.3g}, {i_u_max:.3g}] A")
             i_u = i_u_tab
+    if node_speed == "enforce":
+        c, i_u = _slow_down(c, i_u, v_u, tau_for_node_speed(model, lim), lim, bool(tables) and "measured_table_bounds"
+                            in rep["i_u"], t_total, rep)
     tau = c * v_u / i_u
     _node_speed(model, lim, tau, t_total, rep)
     rep["choice"] = {"rule": rule, "c_f": c, "i_u": i_u, "tau_s": tau, "latency_s": tau * t_total,

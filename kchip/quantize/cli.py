@@ -30,6 +30,9 @@ def _add(p):
     p.add_argument("--sigma-offset", type=float, default=0.01, help="offset current sigma, fraction of I_u")
     p.add_argument("--target", default="latency=1e-6",
                    help="latency=<s> | power=<W> | area=<um^2 per node capacitor>, default latency=1e-6")
+    p.add_argument("--node-speed", choices=("enforce", "warn"), default="enforce",
+                   help="enforce (default): slow the chip until every node time constant is >= 5 cell lags "
+                        "(docs/quantize.md); warn: keep the target's tau and only warn")
     p.add_argument("--pdk", default="sky130")
     p.add_argument("--corner", default="tt")
     p.add_argument("--tables", default=None,
@@ -102,7 +105,7 @@ def _run(args) -> int:
                 tables.update(got)
             else:
                 tables.update({k: CodeTable.from_dict(v, f"{f}: {k}") for k, v in raw.items()})
-    scaling = map_model(model, calib, lim, _target(args.target), tables=tables)
+    scaling = map_model(model, calib, lim, dict(_target(args.target), node_speed=args.node_speed), tables=tables)
     bits = {"gm": args.bits_gm, "bias": args.bits_bias}
     prov = {"source_file": str(args.model), "source_file_sha256": file_sha256(args.model)}
     res = quantize_model(model, scaling, lim, bits, tables, strict=args.strict, num_inputs=n_in,
