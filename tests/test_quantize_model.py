@@ -187,6 +187,14 @@ def test_cli_quantize(tmp_path):
     assert s.periods[0].reset == [3] and s.periods[1].reset == []
     assert main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
                  str(tmp_path / "x.npy"), "--bits-gm", "0"]) == 1
+    # the node-speed rule: enforced by default (tau at least 5 tanh_lin lags per node), --node-speed warn keeps
+    # the target's tau; the two runs differ only there
+    tau = {}
+    for mode in ("enforce", "warn"):
+        assert main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
+                     str(tmp_path / "x.npy"), "--target", "latency=1e-7", "--node-speed", mode]) == 0
+        tau[mode] = ChipSpec.load(out).scaling.tau_s
+    assert tau["warn"] == pytest.approx(1e-7) and tau["enforce"] > 10 * tau["warn"]
 
 
 
