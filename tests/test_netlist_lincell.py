@@ -136,6 +136,36 @@ def test_relu_lin_L2_surrogate_model_skips_uninstantiated_edges():
     assert torch.allclose(i[keep], ref[keep])
 
 
+def test_L2_s_side_current_and_cell_lag():
+    """surrogate_model(s_side=True): the current taken from s is the one into d plus the cell's characterized mean
+    i_s - i_d surface (bilinear on the table grid; here at a grid point, compared with the npz directly);
+    lag=True: the period's derivative is evaluated at v - lag dv/dt with lag = limits.cell_lag_s / tau."""
+    from kchip.cells.tables import CellTable
+    from kchip.hw.limits import load_limits
+    from kchip.netlist.transistor import cell_table_path
+    from kchip.sim.l2 import surrogate_model
+    p = torch.tensor([[0.8, 0.6, 0.9, 0.2, 0.4], [-0.7, -0.5, -0.8, -0.3, -0.3], [0.3, 0.2, -0.2, 0.1, 0.1]])
+    spec = _lin_spec(p)
+    rep = {}
+    build_netlist(spec, "transistor", "tt", report=rep)
+    plain, side = surrogate_model(spec, rep).periods[0], surrogate_model(spec, rep, s_side=True).periods[0]
+    t = CellTable.load(cell_table_path("relu_lin", "tt").with_suffix(".npz"))
+    j, k = 2, 6                                                   # vd index, vs index on the table grid
+    v_cm, v_u, i_u = spec.scaling.v_cm, rep["v_u"], rep["i_u"]
+    vs = torch.full((5, 1), (float(t.vs[k]) - v_cm) / v_u, dtype=torch.float64)
+    vd = torch.full((5, 1), (float(t.vd[j]) - v_cm) / v_u, dtype=torch.float64)
+    i_d, i_s = side.fn(side.codes, vs, vd)
+    delta = float(np.mean(t.i_s - t.i_d, axis=0)[j, k]) / i_u
+    assert torch.allclose(i_d, plain.fn(plain.codes, vs, vd)) and torch.allclose(i_s - i_d, torch.full_like(i_d, delta))
+    assert abs(delta) > 1e-4 and side.both and not plain.both
+    lagged = surrogate_model(spec, rep, lag=True).periods[0]
+    lag = load_limits().cell_lag_s["relu_lin"] / rep["tau_s"]
+    assert lagged.lag == pytest.approx(lag) and plain.lag == 0.0
+    y = torch.tensor([[0.3], [-0.2], [0.1]], dtype=torch.float64)
+    f0 = plain.forward(0.0, y)
+    assert torch.allclose(lagged.forward(0.0, y), plain.forward(0.0, y - lag * f0))
+
+
 def test_realize_lin_tanh_uses_the_fixed_amplitude_and_counts_slopes_beyond_the_table():
     """tanh_lin: I_u = the cell's amplitude I_T; theta1 / V_u and theta2 / V_u are chosen on the slope tables
     (1/V), theta3 on the offset table; a slope past the table's end is clipped to the last code and counted."""

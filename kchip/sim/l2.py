@@ -84,10 +84,10 @@ class SurrogatePeriod(Period):
     whatever the surrogate gives at their codes (e.g. relu_lin's knee current I_q at zero codes)."""
 
     def __init__(self, base: Period, fn: Callable, codes: torch.Tensor, where: str = "period", both: bool = False,
-                 on: Optional[torch.Tensor] = None):
+                 on: Optional[torch.Tensor] = None, lag: float = 0.0):
         super().__init__(base.edges, base.law.name, base.t_len, param=base.param.detach(),
                          num_nodes=base.num_nodes, where=where)
-        self.fn, self.both = fn, both
+        self.fn, self.both, self.lag = fn, both, float(lag)
         self.register_buffer("codes", torch.as_tensor(codes, dtype=torch.long))
         self.register_buffer("on", torch.ones(base.num_edges, dtype=torch.float64) if on is None
                              else torch.as_tensor(on, dtype=torch.float64))
@@ -101,6 +101,12 @@ class SurrogatePeriod(Period):
         return self._mask((i[0] if self.both else i).to(vs.dtype))
 
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
+        if self.lag:
+            # the cells answer lag (SW time) late: i(v(t - lag)) ~ i(v - lag dv/dt), first order in the lag
+            return self._rhs(t, y - self.lag * self._rhs(t, y))
+        return self._rhs(t, y)
+
+    def _rhs(self, t, y: torch.Tensor) -> torch.Tensor:
         if not self.both:
             return super().forward(t, y)
         self.nfe += 1
@@ -113,10 +119,15 @@ class SurrogatePeriod(Period):
 
 
 def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
-                    surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64) -> KirchhoffNet:
+                    surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64,
+                    s_side: bool = False, lag: bool = False) -> KirchhoffNet:
     """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
     surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
-    overrides the registry (e.g. `CodeLaw` for the check against the per-code model)."""
+    overrides the registry (e.g. `CodeLaw` for the check against the per-code model).
+    s_side: where a surrogate gives only the current into d, the current taken from s is that plus the cell's
+    characterized mean i_s - i_d surface (`s_side_delta`; tanh_lin: +0.26 % of I_T on average at tt).
+    lag: every cell answers its inputs late by the PDK's `limits.cell_lag_s` of its kind (over rep tau_s).
+    Both measured on the twomoon chip (docs/results.md, session 7): chip - L2 1.81 % FS RMS plain, 0.73 % with both."""
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
     corner = corner or rep.get("corner") or spec.corner
@@ -135,11 +146,53 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         sur = cache[kind]
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
+        if s_side and not both:
+            fn, both = _with_s_side(fn, s_side_delta(kind, corner), i_u, v_u, v_cm), True
+        lag_sw = _lag_sw(kind, rep) if lag else 0.0
         on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
-        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on))
+        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
-                        meta=dict(base.meta, level="L2", corner=corner,
+                        meta=dict(base.meta, level="L2", corner=corner, s_side=bool(s_side), lag=bool(lag),
                                   cells={k: type(v).__name__ for k, v in cache.items()}))
+
+
+def s_side_delta(kind: str, corner: str):
+    """(vs grid, vd grid, mean over the characterized combos of i_s - i_d (vd, vs) in A) of a cell kind's table."""
+    from kchip.cells.tables import CellTable
+    from kchip.netlist.transistor import cell_table_path
+    t = CellTable.load(cell_table_path(kind, corner).with_suffix(".npz"))
+    return (torch.as_tensor(np.asarray(t.vs, np.float64)), torch.as_tensor(np.asarray(t.vd, np.float64)),
+            torch.as_tensor(np.mean(np.asarray(t.i_s) - np.asarray(t.i_d), axis=0)))
+
+
+def _bilinear(tab: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """tab (len(gy), len(gx)) at (x, y), bilinear, border values held outside the grids."""
+    def cell(g, v):
+        k = torch.searchsorted(g, v.detach().contiguous()).clamp(1, g.numel() - 1)
+        return k, ((v - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
+    kx, tx = cell(gx, x)
+    ky, ty = cell(gy, y)
+    a, b = tab[ky - 1, kx - 1], tab[ky - 1, kx]
+    c, d = tab[ky, kx - 1], tab[ky, kx]
+    return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
+
+
+def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Callable:
+    gx, gy, tab = delta
+
+    def both(codes, vs, vd):
+        i = fn(codes, vs, vd)
+        d = _bilinear(tab.to(i.dtype), gx.to(i.dtype), gy.to(i.dtype), v_cm + v_u * vs, v_cm + v_u * vd) / i_u
+        return i, i + d
+    return both
+
+
+def _lag_sw(kind: str, rep: Mapping) -> float:
+    from kchip.hw.limits import load_limits
+    lag_s = load_limits().cell_lag_s.get(kind)
+    if not lag_s:
+        raise ValueError(f"L2 lag: no limits.cell_lag_s for cell kind {kind!r} in the PDK")
+    return float(lag_s) / float(rep["tau_s"])
 
 
 class CodeLaw:
