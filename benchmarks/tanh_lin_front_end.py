@@ -44,9 +44,8 @@ def probe(corner: str = "tt", cascode_tail: bool = False) -> dict:
              f"Iref vdd iref {kind.i_unit:.6e}", "XB iref vbn vcp vcn vk vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}",
              f"Vcm vcm 0 {kind.vcm}", f"Vs s 0 dc {kind.vcm}", f"Vh h 0 {kind.vcm}"]
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
-    runs = {"s+": (full, 0), "s-": (-full, 0), "d+": (0, full), "d-": (0, -full)}
-    for tag, (cs, cd) in runs.items():
-        t = tag.replace("+", "p").replace("-", "m")
+    runs = {"s+": ("sp", full, 0), "s-": ("sm", -full, 0), "d+": ("dp", 0, full), "d-": ("dm", 0, -full)}
+    for t, cs, cd in runs.values():
         sn, dn = ("s", "h") if cs else ("h", "s")
         lines += T._inst(kind, sub, t, cs, cd, half, s=sn, d=dn)
     lo, hi = kind.vcm - kind.span, kind.vcm + kind.span
@@ -54,8 +53,7 @@ def probe(corner: str = "tt", cascode_tail: bool = False) -> dict:
     r = run_deck("\n".join(lines), cell="tanh_lin", point=f"front-end probe {corner}").plots[0]
     v = np.real(r["v(s)"]) - kind.vcm
     out = {}
-    for tag in runs:
-        t = tag.replace("+", "p").replace("-", "m")
+    for tag, (t, _, _) in runs.items():
         ix = (np.real(r[f"v(x{t}.x)"]) - np.real(r[f"v(x{t}.ref)"])) / 1e3
         g, b = np.polyfit(v, ix, 1)
         e = (ix - (g * v + b)) / g

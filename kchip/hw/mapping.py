@@ -189,20 +189,25 @@ def _slope_sums(model, lim: DeviceLimits) -> List[Dict]:
     return out
 
 
+def _tau_needed(sums: List[Dict], lim: DeviceLimits) -> float:
+    """The smallest tau that gives every period of `sums` (`_slope_sums`) lim.node_tau_over_lag_min lags."""
+    return max([lim.node_tau_over_lag_min * e["cell_lag_s"] * e["sum_slopes_sw"] for e in sums if e["cell_lag_s"]]
+               or [0.0])
+
+
 def tau_for_node_speed(model, lim: DeviceLimits) -> float:
     """The smallest tau at which every period's fastest node time constant (tau / its slope sum) is at least
     lim.node_tau_over_lag_min lags of the period's cell (0 where no lag is known)."""
-    return max([lim.node_tau_over_lag_min * e["cell_lag_s"] * e["sum_slopes_sw"]
-                for e in _slope_sums(model, lim) if e["cell_lag_s"]] or [0.0])
+    return _tau_needed(_slope_sums(model, lim), lim)
 
 
-def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict) -> None:
+def _node_speed(sums: List[Dict], lim: DeviceLimits, tau: float, t_total: float, rep: Dict) -> None:
     """The fastest node time constant of each period against the lag of its cells: tau / G, G = the node's slope
-    sum (`_slope_sums`). A cell that lags its inputs by more than a fraction of that time constant leaves the
-    node's feedback loop behind the ODE (and past ~1/4 of it, ringing). rep["node_speed"]; a warning below
-    lim.node_tau_over_lag_min lags (left only where the scaling could not be slowed: see `_slow_down`)."""
+    sum (`sums`, from `_slope_sums`). A cell that lags its inputs by more than a fraction of that time constant
+    leaves the node's feedback loop behind the ODE (and past ~1/4 of it, ringing). rep["node_speed"]; a warning
+    below lim.node_tau_over_lag_min lags (left only where the scaling could not be slowed: see `_slow_down`)."""
     out, worst = [], None
-    for ent in _slope_sums(model, lim):
+    for ent in (dict(e) for e in sums):
         lag, gmax = ent["cell_lag_s"], ent["sum_slopes_sw"]
         tau_node = tau / gmax if gmax > 0 else float("inf")
         ent.update(tau_node_min_s=tau_node, lags=(tau_node / lag) if lag else None)
@@ -211,7 +216,7 @@ def _node_speed(model, lim: DeviceLimits, tau: float, t_total: float, rep: Dict)
             worst = ent
     rep["node_speed"] = dict(rep.get("node_speed", {}), periods=out, min_lags=lim.node_tau_over_lag_min)
     if worst is not None and worst["lags"] < lim.node_tau_over_lag_min * (1 - 1e-9):
-        need = lim.node_tau_over_lag_min * worst["cell_lag_s"] * worst["sum_slopes_sw"]
+        need = _tau_needed([worst], lim)
         rep["warnings"].append(
             f"node speed: period {worst['period']} node {worst['node']} has a time constant of "
             f"{worst['tau_node_min_s']:.3g} s (tau {tau:.3g} s / sum of its edges' slopes {worst['sum_slopes_sw']:.3g}), "
@@ -335,11 +340,12 @@ def map_model(model, calib_inputs, pdk_limits: Optional[DeviceLimits] = None,
                 rep["warnings"].append(f"I_u = {i_u_tab:.3g} A from the measured tables is outside "
                                        f"[{i_u_min:.3g}, {i_u_max:.3g}] A")
             i_u = i_u_tab
+    sums = _slope_sums(model, lim)
     if node_speed == "enforce":
-        c, i_u = _slow_down(c, i_u, v_u, tau_for_node_speed(model, lim), lim, bool(tables) and "measured_table_bounds"
-                            in rep["i_u"], t_total, rep)
+        c, i_u = _slow_down(c, i_u, v_u, _tau_needed(sums, lim), lim, "measured_table_bounds" in rep["i_u"],
+                            t_total, rep)
     tau = c * v_u / i_u
-    _node_speed(model, lim, tau, t_total, rep)
+    _node_speed(sums, lim, tau, t_total, rep)
     rep["choice"] = {"rule": rule, "c_f": c, "i_u": i_u, "tau_s": tau, "latency_s": tau * t_total,
                      "static_power_w_est": lim.vdd * i_u * e_max, "edges_enabled_max": e_max}
     rep["param_phys_max"] = {k: v * kind_factor(k, v_u, i_u) for k, v in pmax.items()}

@@ -128,6 +128,7 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     characterized mean i_s - i_d surface (`s_side_delta`; tanh_lin: +0.26 % of I_T on average at tt).
     lag: every cell answers its inputs late by the PDK's `limits.cell_lag_s` of its kind (over rep tau_s).
     Both measured on the twomoon chip (docs/results.md, session 7): chip - L2 1.81 % FS RMS plain, 0.73 % with both."""
+    from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
     corner = corner or rep.get("corner") or spec.corner
@@ -135,6 +136,8 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     by_id = {e["id"]: e for e in rep["edges"]}
     i_u, v_u, v_cm = float(rep["i_u"]), float(rep["v_u"]), float(spec.scaling.v_cm)
     cache: Dict[str, object] = dict(surrogates or {})
+    deltas: Dict[str, tuple] = {}                   # s_side: one table read per cell kind
+    lags = load_limits().cell_lag_s if lag else {}
     periods = []
     for per, bp in zip(spec.periods, base.periods):
         kind = SUPPORTED_LAWS.get(per.law, per.law)
@@ -147,8 +150,10 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
         if s_side and not both:
-            fn, both = _with_s_side(fn, s_side_delta(kind, corner), i_u, v_u, v_cm), True
-        lag_sw = _lag_sw(kind, rep) if lag else 0.0
+            if kind not in deltas:
+                deltas[kind] = s_side_delta(kind, corner)
+            fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
+        lag_sw = _lag_sw(kind, lags, rep) if lag else 0.0
         on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
         periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
@@ -187,9 +192,8 @@ def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Ca
     return both
 
 
-def _lag_sw(kind: str, rep: Mapping) -> float:
-    from kchip.hw.limits import load_limits
-    lag_s = load_limits().cell_lag_s.get(kind)
+def _lag_sw(kind: str, lags: Mapping[str, float], rep: Mapping) -> float:
+    lag_s = lags.get(kind)
     if not lag_s:
         raise ValueError(f"L2 lag: no limits.cell_lag_s for cell kind {kind!r} in the PDK")
     return float(lag_s) / float(rep["tau_s"])
