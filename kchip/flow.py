@@ -132,13 +132,9 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         lim = replace(base, **{k: float(v) for k, v in cfg["limits"].items()})
     scaling = map_model(model, calib, pdk_limits=lim, target=target)
     float_model, cell_aware = model, None
-    if cfg.get("cell_aware"):                  # fine-tune onto the transistor cell's code grid (relu_diff)
+    if cfg.get("cell_aware"):                  # fine-tune onto the transistor cell's code grid
+        model, cell_aware = _cell_aware(model, scaling, data, ctx, dict(cfg["cell_aware"]))
         from .model import save_model
-        from .quantize.cellaware import flow_cell_aware
-        if data is None:
-            raise ValueError("flow.yaml: quantize.cell_aware needs a model stage with a dataset (its data split)")
-        model, cell_aware = flow_cell_aware(model, scaling.v_u, data, dict(cfg["cell_aware"]),
-                                            log=lambda m: print(m, flush=True))
         save_model(model, out / "model_cellaware.pt")
         cell_aware["model"] = str((out / "model_cellaware.pt").relative_to(ctx.root))
     bits = {"gm": int(cfg.get("bits_gm", 6)), "bias": int(cfg.get("bits_bias", 6))}
@@ -155,6 +151,22 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
             res["test_mse_L0"] = float(((float_model.double()(x) - y) ** 2).mean())
             res["test_mse_L1"] = float(((q.model(x) - y) ** 2).mean())
     return res
+
+
+def _cell_aware(model, scaling, data, ctx: FlowContext, cfg: Dict[str, Any]):
+    """quantize.cell_aware: relu_diff models train on the task loss through the cell grid
+    (`kchip.quantize.cellaware`), tanh_lin models distil the float model through the cell's L2 surrogate
+    (`kchip.quantize.cellaware_lin`; no data set needed)."""
+    log = lambda m: print(m, flush=True)
+    from .quantize.cellaware_lin import LIN_TANH_LAWS, flow_lin_cell_aware
+    if all(p.law.name in LIN_TANH_LAWS for p in model.periods):
+        fwd = ctx.results.get("forward", {}).get("inputs")
+        x_eval = np.load(ctx.root / fwd) if fwd else None
+        return flow_lin_cell_aware(model, scaling, data, x_eval, cfg, log=log)
+    from .quantize.cellaware import flow_cell_aware
+    if data is None:
+        raise ValueError("flow.yaml: quantize.cell_aware needs a model stage with a dataset (its data split)")
+    return flow_cell_aware(model, scaling.v_u, data, cfg, log=log)
 
 
 def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:

@@ -100,6 +100,10 @@ class SurrogatePeriod(Period):
         i = self.fn(self.codes, vs, vd)
         return self._mask((i[0] if self.both else i).to(vs.dtype))
 
+    def pair(self, vs: torch.Tensor, vd: torch.Tensor):
+        """(i_d, i_s) of a `both` surrogate, edges not instantiated masked."""
+        return tuple(self._mask(i) for i in self.fn(self.codes, vs, vd))
+
     def forward(self, t, y: torch.Tensor) -> torch.Tensor:
         if self.lag:
             # the cells answer lag (SW time) late: i(v(t - lag)) ~ i(v - lag dv/dt), first order in the lag
@@ -111,8 +115,7 @@ class SurrogatePeriod(Period):
             return super().forward(t, y)
         self.nfe += 1
         ya = F.pad(y, (0, 0, 1, 0))
-        i_d, i_s = (self._mask(i) for i in self.fn(self.codes, ya.index_select(0, self.src),
-                                                   ya.index_select(0, self.dst)))
+        i_d, i_s = self.pair(ya.index_select(0, self.src), ya.index_select(0, self.dst))
         # kcl(i_d): +i_d at d, -i_d at s; the s side takes i_s, so add (i_d - i_s) back at s
         s_rows = F.one_hot(self.src, self.num_nodes + 1)[:, 1:].T.to(y.dtype)      # (N, E), ground dropped
         return self.kcl(i_d.to(y.dtype)) + s_rows @ (i_d - i_s).to(y.dtype)
