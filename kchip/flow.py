@@ -228,9 +228,10 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
 
 
 def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight) -> Dict[str, Any]:
-    """Chip vs L2 = the characterized cell surrogates inside the ODE (`kchip.sim.l2.surrogate_model`), vs L2 with
-    the cells' s-side current and lag ("L2_dynamic": s_side=True, lag=True) and vs the older per-code-law L2
-    (`realized_model(cell_level_spec)`, "L2_codelaw"); the speed figure times L2."""
+    """Chip vs L2 = the characterized cell surrogates inside the ODE (`kchip.sim.l2.surrogate_model`; dynamic for
+    the PDK's l2_dynamic kinds), vs L2 with the cells' s-side current and lag for every kind ("L2_dynamic"), vs
+    the plain surrogates ("L2_plain") and vs the older per-code-law L2 (`realized_model(cell_level_spec)`,
+    "L2_codelaw"); the speed figure times L2."""
     import torch
     from .model import load_model
     from .netlist.transistor import cell_level_spec
@@ -243,10 +244,12 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight) -
         l2 = l2_model(torch.tensor(x), **tight).numpy()
         l2c = code_model(torch.tensor(x), **tight).numpy()
         l2d = surrogate_model(spec, rep, s_side=True, lag=True)(torch.tensor(x), **tight).numpy()
+        l2p = surrogate_model(spec, rep, s_side=False, lag=False)(torch.tensor(x), **tight).numpy()
         t0 = time.perf_counter()         # L2 speed at the model's own solver settings (what a user runs)
         l2_fast = l2_model(torch.tensor(x)).numpy()
         t_l2 = time.perf_counter() - t0
-    res = {"vs_L2": cmp(y, l2), "vs_L2_dynamic": cmp(y, l2d), "vs_L2_codelaw": cmp(y, l2c),
+    res = {"vs_L2": cmp(y, l2), "vs_L2_dynamic": cmp(y, l2d), "vs_L2_plain": cmp(y, l2p),
+           "vs_L2_codelaw": cmp(y, l2c),
            "L2_corner": l2_model.meta.get("corner")}
     ca = ctx.results["quantize"].get("cell_aware")
     if ca:                                       # the cell-aware model: the float model the chip was built from

@@ -134,3 +134,13 @@ def test_flow_quantize_stage_dispatches_by_law(tmp_path):
     relu = KirchhoffNet([Period([[1, 2], [2, 1]], "relu_diff", 1.0)])
     with pytest.raises(ValueError, match="quantize.cell_aware needs a model stage with a dataset"):
         _cell_aware(relu, sc, None, ctx, {"epochs": 1})
+
+
+def test_limits_refuse_a_bad_l2_dynamic_entry():
+    from types import SimpleNamespace
+    pdk = SimpleNamespace(name="toy", vdd=1.8, vcm=0.9, limits={"l2_dynamic": "tanh_lin"},
+                          device=lambda name: {"c_area_f_per_um2": 2e-15})
+    with pytest.raises(ValueError, match="toy pdk.yaml: limits.l2_dynamic: expected a list of cell kinds"):
+        DeviceLimits.from_pdk(pdk)
+    pdk.limits = {"l2_dynamic": ["tanh_lin", "relu_lin"]}
+    assert DeviceLimits.from_pdk(pdk).l2_dynamic == ("tanh_lin", "relu_lin")

@@ -200,6 +200,26 @@ def test_realize_lin_tanh_uses_the_fixed_amplitude_and_counts_slopes_beyond_the_
     assert (cs, cd, o, out) == (15, 0, 8, True) and err == pytest.approx(30.0 * 0.3)
 
 
+def test_L2_is_dynamic_by_default_for_the_pdks_l2_dynamic_kinds():
+    """surrogate_model's default: the s-side current and the lag for the kinds in limits.l2_dynamic (sky130:
+    tanh_lin), plain for the others (relu_lin here); explicit flags apply to every kind."""
+    from kchip.hw.limits import load_limits
+    from kchip.sim.l2 import surrogate_model
+    assert load_limits().l2_dynamic == ("tanh_lin",)
+    spec = _lin_spec(TANH_P, "tanh_lin")
+    rep = {}
+    build_netlist(spec, "transistor", "tt", report=rep)
+    auto, dyn = surrogate_model(spec, rep).periods[0], surrogate_model(spec, rep, s_side=True, lag=True).periods[0]
+    plain = surrogate_model(spec, rep, s_side=False, lag=False).periods[0]
+    assert auto.both and auto.lag == dyn.lag > 0 and not plain.both and plain.lag == 0.0
+    y = torch.tensor([[0.3], [-0.2], [0.1]], dtype=torch.float64)
+    assert torch.equal(auto.forward(0.0, y), dyn.forward(0.0, y))
+    rspec, rrep = _lin_spec(), {}
+    build_netlist(rspec, "transistor", "tt", report=rrep)
+    r = surrogate_model(rspec, rrep).periods[0]
+    assert not r.both and r.lag == 0.0
+
+
 # tanh_lin: slopes of a few per SW volt, so that the chip's V_u (~0.1-0.5 V) asks for several codes of the cell's
 # slope table rather than its first step
 TANH_P = torch.tensor([[3.0, 2.0, 2.5, 0.0, 1.5], [-2.5, -1.5, -2.0, -1.0, -1.0], [0.3, 0.2, -0.2, 0.4, 0.1]])

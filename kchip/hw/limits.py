@@ -7,7 +7,7 @@ The fields kchip.pdk does not (yet) provide keep the defaults below, and `source
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Dict
+from typing import Dict, Tuple
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class DeviceLimits:
                           is saturated anyway)
     cell_lag_s            per cell kind: the lag of its output current behind its inputs (1 / (2 pi f_-3dB) of
                           the characterized small-signal bandwidth at full code) [s]
+    l2_dynamic            cell kinds whose L2 model is dynamic by default (`kchip.sim.l2.surrogate_model`: the
+                          characterized s-side current and the lag as a delay of the inputs); measured per kind
     node_tau_over_lag_min the fastest node time constant of a period (tau / the largest sum of the node's edge
                           slopes, SW) must be at least this many cell lags (the one-node transients: tanh_lin at
                           4.3 lags is 1.9 % of the swing off the ODE, at 8.6 lags 0.9 %)
@@ -49,6 +51,7 @@ class DeviceLimits:
     tanh_offset_max: float = 3.0
     cell_lag_s: Dict[str, float] = field(default_factory=dict, compare=False)
     node_tau_over_lag_min: float = 5.0
+    l2_dynamic: Tuple[str, ...] = field(default=(), compare=False)
     pdk: str = "sky130"
     source: Dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -89,6 +92,11 @@ class DeviceLimits:
         if isinstance(lim.get("cell_lag_s"), dict):
             over["cell_lag_s"] = {str(a): float(b) for a, b in lim["cell_lag_s"].items()}
             src["cell_lag_s"] = f"kchip.pdk {pdk.name}: limits.cell_lag_s"
+        if "l2_dynamic" in lim:
+            kinds = lim["l2_dynamic"]
+            if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
+                raise ValueError(f"{pdk.name} pdk.yaml: limits.l2_dynamic: expected a list of cell kinds, got {kinds!r}")
+            over["l2_dynamic"], src["l2_dynamic"] = tuple(kinds), f"kchip.pdk {pdk.name}: limits.l2_dynamic"
         try:
             over["c_area_f_per_um2"] = float(pdk.device("mimcap")["c_area_f_per_um2"])
             src["c_area_f_per_um2"] = f"kchip.pdk {pdk.name}: devices.mimcap"

@@ -123,14 +123,16 @@ class SurrogatePeriod(Period):
 
 def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                     surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64,
-                    s_side: bool = False, lag: bool = False) -> KirchhoffNet:
+                    s_side: Optional[bool] = None, lag: Optional[bool] = None) -> KirchhoffNet:
     """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
     surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
     overrides the registry (e.g. `CodeLaw` for the check against the per-code model).
     s_side: where a surrogate gives only the current into d, the current taken from s is that plus the cell's
     characterized mean i_s - i_d surface (`s_side_delta`; tanh_lin: +0.26 % of I_T on average at tt).
     lag: every cell answers its inputs late by the PDK's `limits.cell_lag_s` of its kind (over rep tau_s).
-    Both measured on the twomoon chip (docs/results.md, session 7): chip - L2 1.81 % FS RMS plain, 0.73 % with both."""
+    Both measured on the twomoon chip (docs/results.md, session 7): chip - L2 1.81 % FS RMS plain, 0.73 % with both.
+    None (default): on for the cell kinds in the PDK's `limits.l2_dynamic` (sky130: tanh_lin), off for the others
+    (relu_diff: its lag is a knee-crossing lag, a delay of its law made L2 worse); True / False: for every kind."""
     from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
@@ -140,7 +142,8 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     i_u, v_u, v_cm = float(rep["i_u"]), float(rep["v_u"]), float(spec.scaling.v_cm)
     cache: Dict[str, object] = dict(surrogates or {})
     deltas: Dict[str, tuple] = {}                   # s_side: one table read per cell kind
-    lags = load_limits().cell_lag_s if lag else {}
+    lim = load_limits()
+    dynamic = lambda kind, flag: (kind in lim.l2_dynamic) if flag is None else bool(flag)
     periods = []
     for per, bp in zip(spec.periods, base.periods):
         kind = SUPPORTED_LAWS.get(per.law, per.law)
@@ -152,15 +155,17 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         sur = cache[kind]
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
-        if s_side and not both:
+        if dynamic(kind, s_side) and not both:
             if kind not in deltas:
                 deltas[kind] = s_side_delta(kind, corner)
             fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
-        lag_sw = _lag_sw(kind, lags, rep) if lag else 0.0
+        lag_sw = _lag_sw(kind, lim.cell_lag_s, rep) if dynamic(kind, lag) else 0.0
         on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
         periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
-                        meta=dict(base.meta, level="L2", corner=corner, s_side=bool(s_side), lag=bool(lag),
+                        meta=dict(base.meta, level="L2", corner=corner,
+                                  s_side="pdk" if s_side is None else bool(s_side),
+                                  lag="pdk" if lag is None else bool(lag), lag_sw=[p.lag for p in periods],
                                   cells={k: type(v).__name__ for k, v in cache.items()}))
 
 
