@@ -143,4 +143,4 @@ def test_limits_refuse_a_bad_l2_dynamic_entry():
     with pytest.raises(ValueError, match="toy pdk.yaml: limits.l2_dynamic: expected a list of cell kinds"):
         DeviceLimits.from_pdk(pdk)
     pdk.limits = {"l2_dynamic": ["tanh_lin", "relu_lin"]}
-    assert DeviceLimits.from_pdk(pdk).l2_dynamic == ("tanh_lin", "relu_lin")
+    assert DeviceLimits.from_pdk(pdk).l2_dynamic == ["tanh_lin", "relu_lin"]

@@ -205,7 +205,7 @@ def test_L2_is_dynamic_by_default_for_the_pdks_l2_dynamic_kinds():
     tanh_lin), plain for the others (relu_lin here); explicit flags apply to every kind."""
     from kchip.hw.limits import load_limits
     from kchip.sim.l2 import surrogate_model
-    assert load_limits().l2_dynamic == ("tanh_lin",)
+    assert load_limits().l2_dynamic == ["tanh_lin"]
     spec = _lin_spec(TANH_P, "tanh_lin")
     rep = {}
     build_netlist(spec, "transistor", "tt", report=rep)

@@ -7,7 +7,7 @@ The fields kchip.pdk does not (yet) provide keep the defaults below, and `source
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Dict, Tuple
+from typing import Dict, List
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class DeviceLimits:
     tanh_offset_max: float = 3.0
     cell_lag_s: Dict[str, float] = field(default_factory=dict, compare=False)
     node_tau_over_lag_min: float = 5.0
-    l2_dynamic: Tuple[str, ...] = field(default=(), compare=False)
+    l2_dynamic: List[str] = field(default_factory=list, compare=False)     # a list: the report's JSON round trip
     pdk: str = "sky130"
     source: Dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -96,7 +96,7 @@ class DeviceLimits:
             kinds = lim["l2_dynamic"]
             if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
                 raise ValueError(f"{pdk.name} pdk.yaml: limits.l2_dynamic: expected a list of cell kinds, got {kinds!r}")
-            over["l2_dynamic"], src["l2_dynamic"] = tuple(kinds), f"kchip.pdk {pdk.name}: limits.l2_dynamic"
+            over["l2_dynamic"], src["l2_dynamic"] = list(kinds), f"kchip.pdk {pdk.name}: limits.l2_dynamic"
         try:
             over["c_area_f_per_um2"] = float(pdk.device("mimcap")["c_area_f_per_um2"])
             src["c_area_f_per_um2"] = f"kchip.pdk {pdk.name}: devices.mimcap"
