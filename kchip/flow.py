@@ -237,14 +237,19 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight) -
     from .netlist.transistor import cell_level_spec
     from .quantize.core import realized_model
     from .sim.l2 import surrogate_model
+    from .hw.limits import load_limits
+    from .netlist.transistor import SUPPORTED_LAWS
     rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
     l2_model, code_model = surrogate_model(spec, rep), realized_model(cell_level_spec(spec, rep))
     n = len(x)
     with torch.no_grad():
-        l2 = l2_model(torch.tensor(x), **tight).numpy()
         l2c = code_model(torch.tensor(x), **tight).numpy()
         l2d = surrogate_model(spec, rep, s_side=True, lag=True)(torch.tensor(x), **tight).numpy()
         l2p = surrogate_model(spec, rep, s_side=False, lag=False)(torch.tensor(x), **tight).numpy()
+        # the default L2 is the dynamic one when every cell kind of the chip is an l2_dynamic kind, the plain one
+        # when none is; it is solved on its own only for a chip that mixes them
+        kinds, dyn = {SUPPORTED_LAWS.get(p.law, p.law) for p in spec.periods}, set(load_limits().l2_dynamic)
+        l2 = l2d if kinds <= dyn else l2p if not kinds & dyn else l2_model(torch.tensor(x), **tight).numpy()
         t0 = time.perf_counter()         # L2 speed at the model's own solver settings (what a user runs)
         l2_fast = l2_model(torch.tensor(x)).numpy()
         t_l2 = time.perf_counter() - t0

@@ -120,7 +120,7 @@ def lin_cell_aware_finetune(model: KirchhoffNet, v_u: float, v_cm: float, sample
         from kchip.hw.limits import load_limits
         from kchip.sim.l2 import _lag_sw, _with_s_side, s_side_delta
         fn, both = _with_s_side(fn, s_side_delta("tanh_lin", corner), cell.amp, v_u, v_cm), True
-        lag = _lag_sw("tanh_lin", load_limits().cell_lag_s, {"tau_s": dynamic_tau_s})
+        lag = _lag_sw("tanh_lin", load_limits().cell_lag_s, dynamic_tau_s)
     ref = model_from_dict(model_to_dict(model)).to(torch.float64)
     start = ref if init is None else model_from_dict(model_to_dict(init)).to(torch.float64)
     if len(start.periods) != len(ref.periods) or any(a.param.shape != b.param.shape
@@ -193,13 +193,12 @@ def _gap(chip: KirchhoffNet, ref: KirchhoffNet, pers, x: Optional[torch.Tensor])
         return None
     for p in pers:
         p.refresh()
+    from kchip.sim.simulate import compare
     tight = dict(rtol=1e-9, atol=1e-11)
     with torch.no_grad():
         x = torch.as_tensor(x, dtype=torch.float64)
-        l0, l2 = ref(x, **tight), chip(x, **tight)
-    fs = float((l0.max(0).values - l0.min(0).values).max())
-    e = (l2 - l0) / max(fs, 1e-30) * 100
-    return {"rms_pct_fs": float(e.pow(2).mean().sqrt()), "max_pct_fs": float(e.abs().max()), "full_scale": fs}
+        c = compare(chip(x, **tight).numpy(), ref(x, **tight).numpy())
+    return {k: c[k] for k in ("rms_pct_fs", "max_pct_fs", "full_scale")}
 
 
 def flow_lin_cell_aware(model: KirchhoffNet, scaling, data, x_eval, cfg: Dict,

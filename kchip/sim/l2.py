@@ -159,7 +159,7 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
             if kind not in deltas:
                 deltas[kind] = s_side_delta(kind, corner)
             fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
-        lag_sw = _lag_sw(kind, lim.cell_lag_s, rep) if dynamic(kind, lag) else 0.0
+        lag_sw = _lag_sw(kind, lim.cell_lag_s, rep["tau_s"]) if dynamic(kind, lag) else 0.0
         on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
         periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
@@ -200,11 +200,12 @@ def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Ca
     return both
 
 
-def _lag_sw(kind: str, lags: Mapping[str, float], rep: Mapping) -> float:
+def _lag_sw(kind: str, lags: Mapping[str, float], tau_s: float) -> float:
+    """The PDK lag of a cell kind in SW time units of a chip with time constant tau_s."""
     lag_s = lags.get(kind)
     if not lag_s:
         raise ValueError(f"L2 lag: no limits.cell_lag_s for cell kind {kind!r} in the PDK")
-    return float(lag_s) / float(rep["tau_s"])
+    return float(lag_s) / float(tau_s)
 
 
 class CodeLaw:
