@@ -144,3 +144,8 @@ def test_limits_refuse_a_bad_l2_dynamic_entry():
         DeviceLimits.from_pdk(pdk)
     pdk.limits = {"l2_dynamic": ["tanh_lin", "relu_lin"]}
     assert DeviceLimits.from_pdk(pdk).l2_dynamic == ["tanh_lin", "relu_lin"]
+    pdk.limits = {"l2_code_surfaces": [3]}
+    with pytest.raises(ValueError, match="toy pdk.yaml: limits.l2_code_surfaces: expected a list of cell kinds"):
+        DeviceLimits.from_pdk(pdk)
+    pdk.limits = {"l2_code_surfaces": ["tanh_lin"]}
+    assert DeviceLimits.from_pdk(pdk).l2_code_surfaces == ["tanh_lin"]

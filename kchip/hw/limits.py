@@ -33,6 +33,9 @@ class DeviceLimits:
                           the characterized small-signal bandwidth at full code) [s]
     l2_dynamic            cell kinds whose L2 model is dynamic by default (`kchip.sim.l2.surrogate_model`: the
                           characterized s-side current and the lag as a delay of the inputs); measured per kind
+    l2_code_surfaces      cell kinds whose L2 model, in the flow, adds the measured DC surfaces of the chip's own code
+                          triples to the structural surrogate (`kchip.cells.code_surfaces`): kinds whose surrogate is
+                          not within a fraction of a percent on codes it was not fitted to
     node_tau_over_lag_min the fastest node time constant of a period (tau / the largest sum of the node's edge
                           slopes, SW) must be at least this many cell lags (the one-node transients: tanh_lin at
                           4.3 lags is 1.9 % of the swing off the ODE, at 8.6 lags 0.9 %)
@@ -52,6 +55,7 @@ class DeviceLimits:
     cell_lag_s: Dict[str, float] = field(default_factory=dict, compare=False)
     node_tau_over_lag_min: float = 5.0
     l2_dynamic: List[str] = field(default_factory=list, compare=False)     # a list: the report's JSON round trip
+    l2_code_surfaces: List[str] = field(default_factory=list, compare=False)
     pdk: str = "sky130"
     source: Dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -92,11 +96,12 @@ class DeviceLimits:
         if isinstance(lim.get("cell_lag_s"), dict):
             over["cell_lag_s"] = {str(a): float(b) for a, b in lim["cell_lag_s"].items()}
             src["cell_lag_s"] = f"kchip.pdk {pdk.name}: limits.cell_lag_s"
-        if "l2_dynamic" in lim:
-            kinds = lim["l2_dynamic"]
-            if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
-                raise ValueError(f"{pdk.name} pdk.yaml: limits.l2_dynamic: expected a list of cell kinds, got {kinds!r}")
-            over["l2_dynamic"], src["l2_dynamic"] = list(kinds), f"kchip.pdk {pdk.name}: limits.l2_dynamic"
+        for key in ("l2_dynamic", "l2_code_surfaces"):
+            if key in lim:
+                kinds = lim[key]
+                if not isinstance(kinds, (list, tuple)) or not all(isinstance(k, str) for k in kinds):
+                    raise ValueError(f"{pdk.name} pdk.yaml: limits.{key}: expected a list of cell kinds, got {kinds!r}")
+                over[key], src[key] = list(kinds), f"kchip.pdk {pdk.name}: limits.{key}"
         try:
             over["c_area_f_per_um2"] = float(pdk.device("mimcap")["c_area_f_per_um2"])
             src["c_area_f_per_um2"] = f"kchip.pdk {pdk.name}: devices.mimcap"

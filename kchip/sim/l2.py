@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from kchip.model.net import KirchhoffNet, Period
 from kchip.quantize.chipspec import ChipSpec
 
-__all__ = ["SurrogatePeriod", "surrogate_model", "register_cell", "load_surrogate", "CodeLaw"]
+__all__ = ["SurrogatePeriod", "surrogate_model", "register_cell", "load_surrogate", "CodeLaw", "chip_code_surfaces"]
 
 
 @dataclass
@@ -123,7 +123,8 @@ class SurrogatePeriod(Period):
 
 def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                     surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64,
-                    s_side: Optional[bool] = None, lag: Optional[bool] = None) -> KirchhoffNet:
+                    s_side: Optional[bool] = None, lag: Optional[bool] = None,
+                    code_surfaces: Optional[Mapping[str, object]] = None) -> KirchhoffNet:
     """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
     surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
     overrides the registry (e.g. `CodeLaw` for the check against the per-code model).
@@ -132,7 +133,10 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     lag: every cell answers its inputs late by the PDK's `limits.cell_lag_s` of its kind (over rep tau_s).
     Both measured on the twomoon chip (docs/results.md, session 7): chip - L2 1.81 % FS RMS plain, 0.73 % with both.
     None (default): on for the cell kinds in the PDK's `limits.l2_dynamic` (sky130: tanh_lin), off for the others
-    (relu_diff: its lag is a knee-crossing lag, a delay of its law made L2 worse); True / False: for every kind."""
+    (relu_diff: its lag is a knee-crossing lag, a delay of its law made L2 worse); True / False: for every kind.
+    code_surfaces: {cell kind: `kchip.cells.code_surfaces.CodeSurfaces`} measured on the chip's own code triples:
+    every edge of such a kind gets its triple's measured residual (measured i_d - the surrogate's, bilinear on the
+    table grid) added, and with s_side its triple's own i_s - i_d instead of the mean surface."""
     from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
@@ -155,7 +159,15 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         sur = cache[kind]
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
-        if dynamic(kind, s_side) and not both:
+        rows = [to_codes(by_id[i]) for i in per.edges]
+        if code_surfaces and kind in code_surfaces:
+            if both:
+                raise ValueError(f"L2 code surfaces: the {kind} surrogate gives its own s-side current; "
+                                 f"code surfaces refine i_d-only surrogates")
+            fn = _with_code_surfaces(fn, code_surfaces[kind], sur, rows, [bool(by_id[i]["code"]) for i in per.edges],
+                                     i_u, v_u, v_cm, dynamic(kind, s_side), where=f"periods[{per.index}]")
+            both = dynamic(kind, s_side)
+        elif dynamic(kind, s_side) and not both:
             if kind not in deltas:
                 deltas[kind] = s_side_delta(kind, corner)
             fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
@@ -166,7 +178,28 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                         meta=dict(base.meta, level="L2", corner=corner,
                                   s_side="pdk" if s_side is None else bool(s_side),
                                   lag="pdk" if lag is None else bool(lag), lag_sw=[p.lag for p in periods],
-                                  cells={k: type(v).__name__ for k, v in cache.items()}))
+                                  cells={k: type(v).__name__ for k, v in cache.items()},
+                                  code_surfaces=sorted(code_surfaces or {})))
+
+
+def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optional[str] = None, jobs: int = 2,
+                       log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+    """{cell kind: CodeSurfaces} of the code triples the chip's instantiated cells use, for the kinds `kinds`
+    (default: the PDK's `limits.l2_code_surfaces`) that the chip has; measured with ngspice, cached per triple
+    (`kchip.cells.code_surfaces`)."""
+    from kchip.cells.code_surfaces import measure_code_surfaces
+    from kchip.hw.limits import load_limits
+    from kchip.netlist.transistor import SUPPORTED_LAWS
+    kinds = set(load_limits().l2_code_surfaces if kinds is None else kinds)
+    by_id = {e["id"]: e for e in rep["edges"]}
+    triples: Dict[str, set] = {}
+    for per in spec.periods:
+        kind = SUPPORTED_LAWS.get(per.law, per.law)
+        if kind in kinds:
+            rows = (_CELLS[kind].codes(by_id[i]) for i in per.edges if by_id[i]["code"])
+            triples.setdefault(kind, set()).update(tuple(r) for r in rows)
+    corner = corner or rep.get("corner") or spec.corner
+    return {k: measure_code_surfaces(k, corner, sorted(t), jobs=jobs, log=log) for k, t in sorted(triples.items())}
 
 
 def s_side_delta(kind: str, corner: str):
@@ -198,6 +231,51 @@ def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Ca
         d = _bilinear(tab.to(i.dtype), gx.to(i.dtype), gy.to(i.dtype), v_cm + v_u * vs, v_cm + v_u * vd) / i_u
         return i, i + d
     return both
+
+
+def _edge_bilinear(tab: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
+    """Per-edge tables tab (E, len(gy), len(gx)) at (x, y) of shape (E,) or (E, B), bilinear, borders held."""
+    def cell(g, v):
+        k = torch.searchsorted(g, v.detach().contiguous()).clamp(1, g.numel() - 1)
+        return k, ((v - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
+    kx, tx = cell(gx, x)
+    ky, ty = cell(gy, y)
+    e = torch.arange(tab.shape[0], device=x.device).reshape(-1, *([1] * (x.dim() - 1))).expand_as(kx)
+    a, b = tab[e, ky - 1, kx - 1], tab[e, ky - 1, kx]
+    c, d = tab[e, ky, kx - 1], tab[e, ky, kx]
+    return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
+
+
+def _with_code_surfaces(fn: Callable, cs, sur, rows, on, i_u: float, v_u: float, v_cm: float, s_side: bool,
+                        where: str) -> Callable:
+    """fn (SW law of an i_d-only surrogate) + each edge's measured residual of its code triple (module `kchip.cells.
+    code_surfaces`); with s_side, (i_d, i_s) with the triple's own measured i_s - i_d."""
+    gx, gy = (torch.as_tensor(np.asarray(g, np.float64)) for g in (cs.vs, cs.vd))
+    VD, VS = torch.meshgrid(gy, gx, indexing="ij")
+    res, ds = [], []
+    for k, (row, is_on) in enumerate(zip(rows, on)):
+        if not is_on:                                   # not instantiated: masked anyway
+            res.append(torch.zeros_like(VS))
+            ds.append(torch.zeros_like(VS))
+            continue
+        if tuple(row) not in cs:
+            raise ValueError(f"L2 code surfaces: {where}, edge {k}: code triple {tuple(row)} of {cs.cell} was not "
+                             f"measured at {cs.corner}")
+        j = cs.index(row)
+        with torch.no_grad():
+            model = sur.current_hw(*[torch.tensor(int(c)) for c in row], VS, VD)
+        res.append(torch.as_tensor(np.asarray(cs.i_d[j], np.float64)) - model)
+        ds.append(torch.as_tensor(np.asarray(cs.i_s[j] - cs.i_d[j], np.float64)))
+    res, ds = torch.stack(res) / i_u, torch.stack(ds) / i_u
+
+    def law(codes, vs, vd):
+        x, y = v_cm + v_u * vs, v_cm + v_u * vd
+        i = fn(codes, vs, vd)
+        i = i + _edge_bilinear(res.to(i.dtype), gx.to(i.dtype), gy.to(i.dtype), x, y)
+        if not s_side:
+            return i
+        return i, i + _edge_bilinear(ds.to(i.dtype), gx.to(i.dtype), gy.to(i.dtype), x, y)
+    return law
 
 
 def _lag_sw(kind: str, lags: Mapping[str, float], tau_s: float) -> float:
