@@ -230,29 +230,33 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
 def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, cfg) -> Dict[str, Any]:
     """Chip vs L2 = the characterized cell surrogates inside the ODE (`kchip.sim.l2.surrogate_model`; dynamic for
     the PDK's l2_dynamic kinds; for its l2_code_surfaces kinds refined by the measured surfaces of the chip's own
-    code triples, `simulate.l2_code_surfaces: false` turns that off), vs L2 with the cells' s-side current and lag
-    for every kind ("L2_dynamic"), vs the plain surrogates ("L2_plain"), vs the default L2 without code surfaces
-    ("L2_structural") and vs the older per-code-law L2 (`realized_model(cell_level_spec)`, "L2_codelaw"); the
-    speed figure times L2."""
+    code triples, and starting from the loaded state shifted by the load gates' R_on times the first period's
+    currents - `simulate.l2_code_surfaces` / `l2_load_switch: false` turn these off), vs L2 with the cells' s-side
+    current and lag for every kind ("L2_dynamic"), vs the plain surrogates ("L2_plain"), vs the default L2 without
+    the two chip refinements ("L2_structural") and vs the older per-code-law L2 (`realized_model(cell_level_spec)`,
+    "L2_codelaw"); the speed figure times L2."""
     import torch
     from .model import load_model
     from .netlist.transistor import cell_level_spec
     from .quantize.core import realized_model
-    from .sim.l2 import chip_code_surfaces, surrogate_model
+    from .sim.l2 import chip_code_surfaces, chip_load_switch, surrogate_model
     from .hw.limits import load_limits
     from .netlist.transistor import SUPPORTED_LAWS
     rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
     # the measured surfaces of the chip's own code triples for the PDK's l2_code_surfaces kinds (tanh_lin)
     surf = chip_code_surfaces(spec, rep, log=lambda m: print(f"[kchip flow] {m}", flush=True)) \
         if cfg.get("l2_code_surfaces", True) else {}
-    l2_model = surrogate_model(spec, rep, code_surfaces=surf)
+    # the first period's cells are on during the load phase: the nodes start R_on(v) I off their inputs
+    load = chip_load_switch(spec, rep) if cfg.get("l2_load_switch", True) else None
+    refine = dict(code_surfaces=surf, load_switch=load)
+    l2_model = surrogate_model(spec, rep, **refine)
     code_model = realized_model(cell_level_spec(spec, rep))
     n = len(x)
     with torch.no_grad():
         l2c = code_model(torch.tensor(x), **tight).numpy()
-        l2d = surrogate_model(spec, rep, s_side=True, lag=True, code_surfaces=surf)(torch.tensor(x), **tight).numpy()
-        l2p = surrogate_model(spec, rep, s_side=False, lag=False, code_surfaces=surf)(torch.tensor(x), **tight).numpy()
-        l2s = surrogate_model(spec, rep)(torch.tensor(x), **tight).numpy() if surf else None
+        l2d = surrogate_model(spec, rep, s_side=True, lag=True, **refine)(torch.tensor(x), **tight).numpy()
+        l2p = surrogate_model(spec, rep, s_side=False, lag=False, **refine)(torch.tensor(x), **tight).numpy()
+        l2s = surrogate_model(spec, rep)(torch.tensor(x), **tight).numpy() if (surf or load) else None
         # the default L2 is the dynamic one when every cell kind of the chip is an l2_dynamic kind, the plain one
         # when none is; it is solved on its own only for a chip that mixes them
         kinds, dyn = {SUPPORTED_LAWS.get(p.law, p.law) for p in spec.periods}, set(load_limits().l2_dynamic)
@@ -263,9 +267,12 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, c
     res = {"vs_L2": cmp(y, l2), "vs_L2_dynamic": cmp(y, l2d), "vs_L2_plain": cmp(y, l2p),
            "vs_L2_codelaw": cmp(y, l2c),
            "L2_corner": l2_model.meta.get("corner")}
-    if surf:                                     # what the code surfaces bought: the default L2 without them
+    if l2s is not None:                          # what the refinements bought: the default L2 without them
         res["vs_L2_structural"] = cmp(y, l2s)
+    if surf:
         res["L2_code_surfaces"] = {k: v.info for k, v in surf.items()}
+    if load is not None:
+        res["L2_load_switch"] = {"v": [float(a) for a in load[0]], "r_on_ohm": [float(a) for a in load[1]]}
     ca = ctx.results["quantize"].get("cell_aware")
     if ca:                                       # the cell-aware model: the float model the chip was built from
         with torch.no_grad():

@@ -130,16 +130,60 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
     ctx = FlowContext("t", tmp_path, tmp_path, {"netlist": {"cells": "cells.json"}, "quantize": {}})
     monkeypatch.setattr("kchip.cells.code_surfaces.measure_code_surfaces",
                         lambda cell, corner, combos, jobs=2, log=None: _synthetic(list(combos), 3.0, 1.0))
+    curve = (np.array([0.5, 1.3]), np.array([400.0, 400.0]))
+    monkeypatch.setattr("kchip.cells.switch_char.tgate_r_on_curve", lambda corner, w, l_: curve)
     x = np.random.default_rng(0).standard_normal((4, 2))
     tight = dict(rtol=1e-9, atol=1e-11)
     with torch.no_grad():        # a "chip" that is exactly the refined L2
-        y = L.surrogate_model(spec, rep, code_surfaces={"tanh_lin": _synthetic(tri, 3.0, 1.0)})(
+        y = L.surrogate_model(spec, rep, code_surfaces={"tanh_lin": _synthetic(tri, 3.0, 1.0)}, load_switch=curve)(
             torch.tensor(x), **tight).numpy()
     cmp = lambda a, b: {k: v for k, v in compare(a, b).items() if k != "per_output"}
     info = {"wall_s": [1.0], "cpu_s": [1.0]}
     res = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {})
     assert res["vs_L2"]["rms_pct_fs"] < 1e-6 and res["vs_L2_structural"]["rms_pct_fs"] > 1e-3
-    assert "tanh_lin" in res["L2_code_surfaces"]
-    off = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {"l2_code_surfaces": False})
+    assert "tanh_lin" in res["L2_code_surfaces"] and res["L2_load_switch"]["r_on_ohm"] == [400.0, 400.0]
+    off = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {"l2_code_surfaces": False,
+                                                                      "l2_load_switch": False})
     assert "vs_L2_structural" not in off and off["vs_L2"]["rms_pct_fs"] == pytest.approx(
         res["vs_L2_structural"]["rms_pct_fs"])
+
+
+def test_load_switch_start_shifts_the_first_period_by_R_on_C_over_tau_times_its_currents():
+    """The load phase: the first executed period's nodes start at y + R_on(v) C / tau f(y) (cells on, nodes held);
+    R_on = 0 is the plain model, a reverse run and later periods are not shifted."""
+    spec, rep, tri = _chip()
+    x = torch.randn(5, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    v = np.array([0.5, 0.9, 1.3])
+    base = L.surrogate_model(spec, rep)
+    zero = L.surrogate_model(spec, rep, load_switch=(v, np.zeros(3)))
+    r_on = np.array([100.0, 200.0, 300.0])
+    m = L.surrogate_model(spec, rep, load_switch=(v, r_on))
+    per = m.periods[0]
+    y = torch.zeros(per.num_nodes, 5, dtype=torch.float64)
+    y[:2] = x.T
+    with torch.no_grad():
+        got = per.start(y)
+        eps = np.interp(spec.scaling.v_cm + rep["v_u"] * y.numpy(), v, r_on) * rep["c_f"] / rep["tau_s"]
+        want = y + torch.as_tensor(eps) * per._rhs(0.0, y)
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-15) and not torch.allclose(got, y)
+        assert torch.equal(zero(x), base(x)) and not torch.allclose(m(x), base(x), atol=1e-6)
+        assert torch.equal(m(x, reverse=True), base(x, reverse=True))
+
+
+def test_netlister_records_its_load_switch_and_older_reports_fall_back_to_its_rule():
+    from kchip.netlist.transistor import _switch_width, load_switch_size, transistor_netlist
+    spec, _, _ = _chip()
+    _, rep = transistor_netlist(spec)
+    assert rep["load_switch"] == {"w_um": _switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), "l_um": 0.15}
+    old = {k: v for k, v in rep.items() if k != "load_switch"}
+    assert load_switch_size(spec, old) == (rep["load_switch"]["w_um"], 0.15)
+
+
+@needs_ngspice
+def test_tgate_on_resistance_from_ngspice():
+    from kchip.cells.switch_char import tgate_r_on, tgate_r_on_curve
+    r = tgate_r_on("tt", 50.0)
+    assert 60.0 < r < 300.0                               # 131 Ohm measured (docs/netlist.md)
+    assert tgate_r_on("tt", 5.0) > 5 * r                  # narrower: higher
+    v, rr = tgate_r_on_curve("tt", 50.0, span=0.1, n=3)
+    assert rr[0] < rr[1] < rr[2] and rr[1] == pytest.approx(r)     # the pfet (2x) is the weaker half above V_cm

@@ -140,6 +140,11 @@ class Period(nn.Module):
             self._buffers_key = key
         return self._edge_bufs
 
+    def start(self, y: torch.Tensor) -> torch.Tensor:
+        """The state (N, B) this period starts from when it is the first one a forward run executes; the
+        ideal circuit starts from its loaded inputs (a device model may differ: `kchip.sim.l2`)."""
+        return y
+
     def release_buffers(self) -> None:
         """Free the inference scratch buffers (2 x edges x batch values)."""
         self._edge_bufs, self._buffers_key = None, None
@@ -275,9 +280,11 @@ class KirchhoffNet(nn.Module):
         y = x.transpose(0, 1)
         traj = []
         bounds = self.boundaries
-        for k in self.order(reverse):
+        for j, k in enumerate(self.order(reverse)):
             per = self.periods[k]
             y = self._resize(y, per.num_nodes)
+            if j == 0 and not reverse:
+                y = per.start(y)
             n_t = max(2, t_points if return_trajectory else 2)
             t = torch.linspace(0.0, per.t_len, n_t, dtype=x.dtype, device=x.device)
             if reverse:

@@ -166,7 +166,9 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     bias = cell_bias(pdk, kind, mult=k_bias)   # the generator the tables were measured with, K-fold
     # load/reset switches sized for the node capacitor: R_on (~10 kOhm um at V_GS - V_th ~ 0.6 V) x C stays
     # below 1 % of the load phase (0.05 T)
-    sw = L.tgate(pdk, w=_switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), l=0.15)
+    w_sw, l_sw = load_switch_size(spec, rep)
+    sw = L.tgate(pdk, w=w_sw, l=l_sw)
+    rep["load_switch"] = {"w_um": w_sw, "l_um": l_sw}
     inv = L.inverter(pdk)
     lines = [f".subckt kchip_core {' '.join(core_ports(spec))}",
              f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
@@ -260,6 +262,15 @@ def cell_level_spec(spec: ChipSpec, rep: Dict) -> ChipSpec:
     for e in out.edges:
         e.values = [float(v) for v in by_id[e.id]["realized_sw"]]
     return out
+
+
+def load_switch_size(spec: ChipSpec, rep: Dict) -> Tuple[float, float]:
+    """(nfet width, length) [um] of the load / reset transmission gates: the report's, else the sizing rule
+    (`_switch_width` for a load phase of 0.05 of the shortest period)."""
+    sw = rep.get("load_switch")
+    if sw:
+        return float(sw["w_um"]), float(sw["l_um"])
+    return _switch_width(rep["c_f"], 0.05 * min(spec.scaling.period_s)), 0.15
 
 
 def _switch_width(c_f: float, t_load: float, r_on_um: float = 1.0e4) -> float:

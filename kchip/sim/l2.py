@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from kchip.model.net import KirchhoffNet, Period
 from kchip.quantize.chipspec import ChipSpec
 
-__all__ = ["SurrogatePeriod", "surrogate_model", "register_cell", "load_surrogate", "CodeLaw", "chip_code_surfaces"]
+__all__ = ["SurrogatePeriod", "surrogate_model", "register_cell", "load_surrogate", "CodeLaw", "chip_code_surfaces",
+           "chip_load_switch"]
 
 
 @dataclass
@@ -92,6 +93,20 @@ class SurrogatePeriod(Period):
         self.register_buffer("on", torch.ones(base.num_edges, dtype=torch.float64) if on is None
                              else torch.as_tensor(on, dtype=torch.float64))
 
+    def set_load_switch(self, y_grid: torch.Tensor, eps: torch.Tensor) -> None:
+        """The load phase (`start`): a node held at y by its load / reset gate sits at y + eps(y) f(y), eps = the
+        gate's R_on(v) C / tau (SW time) on the increasing node-value grid y_grid, linear in between."""
+        self.register_buffer("load_y", torch.as_tensor(y_grid, dtype=torch.float64))
+        self.register_buffer("load_eps", torch.as_tensor(eps, dtype=torch.float64))
+
+    def start(self, y: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "load_y", None) is None:
+            return y
+        g, e = self.load_y.to(y.dtype), self.load_eps.to(y.dtype)
+        k = torch.searchsorted(g, y.detach().contiguous()).clamp(1, g.numel() - 1)
+        t = ((y - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
+        return y + (e[k - 1] * (1 - t) + e[k] * t) * self._rhs(0.0, y)      # cells at DC: no lag
+
     def _mask(self, i: torch.Tensor) -> torch.Tensor:
         on = self.on.to(i.dtype)
         return i * (on[:, None] if i.dim() == 2 else on)
@@ -124,7 +139,8 @@ class SurrogatePeriod(Period):
 def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                     surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64,
                     s_side: Optional[bool] = None, lag: Optional[bool] = None,
-                    code_surfaces: Optional[Mapping[str, object]] = None) -> KirchhoffNet:
+                    code_surfaces: Optional[Mapping[str, object]] = None,
+                    load_switch: Optional[tuple] = None) -> KirchhoffNet:
     """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
     surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
     overrides the registry (e.g. `CodeLaw` for the check against the per-code model).
@@ -136,7 +152,10 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     (relu_diff: its lag is a knee-crossing lag, a delay of its law made L2 worse); True / False: for every kind.
     code_surfaces: {cell kind: `kchip.cells.code_surfaces.CodeSurfaces`} measured on the chip's own code triples:
     every edge of such a kind gets its triple's measured residual (measured i_d - the surrogate's, bilinear on the
-    table grid) added, and with s_side its triple's own i_s - i_d instead of the mean surface."""
+    table grid) added, and with s_side its triple's own i_s - i_d instead of the mean surface.
+    load_switch: (node voltages V, R_on Ohm) of the chip's load / reset gate (`kchip.cells.switch_char`): a forward
+    run starts from the loaded state shifted by R_on(v) C / tau times the first period's currents (its cells are
+    on during the load phase, `SurrogatePeriod.start`)."""
     from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
@@ -174,12 +193,15 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
         lag_sw = _lag_sw(kind, lim.cell_lag_s, rep["tau_s"]) if dynamic(kind, lag) else 0.0
         on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
         periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
+        if load_switch is not None:
+            v, r_on = (np.asarray(a, np.float64) for a in load_switch)
+            periods[-1].set_load_switch((v - v_cm) / v_u, r_on * float(rep["c_f"]) / float(rep["tau_s"]))
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
                         meta=dict(base.meta, level="L2", corner=corner,
                                   s_side="pdk" if s_side is None else bool(s_side),
                                   lag="pdk" if lag is None else bool(lag), lag_sw=[p.lag for p in periods],
                                   cells={k: type(v).__name__ for k, v in cache.items()},
-                                  code_surfaces=sorted(code_surfaces or {})))
+                                  code_surfaces=sorted(code_surfaces or {}), load_switch=load_switch is not None))
 
 
 def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optional[str] = None, jobs: int = 2,
@@ -202,6 +224,15 @@ def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optiona
     return {k: measure_code_surfaces(k, corner, sorted(t), jobs=jobs, log=log) for k, t in sorted(triples.items())}
 
 
+def chip_load_switch(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None):
+    """(node voltages, R_on Ohm) of the transistor chip's load / reset gate at its corner (`kchip.cells.switch_char`;
+    the gate width from the netlister's report, or its sizing rule for reports written before it recorded it)."""
+    from kchip.cells.switch_char import tgate_r_on_curve
+    from kchip.netlist.transistor import load_switch_size
+    w, l_ = load_switch_size(spec, rep)
+    return tgate_r_on_curve(corner or rep.get("corner") or spec.corner, w, l_)
+
+
 def s_side_delta(kind: str, corner: str):
     """(vs grid, vd grid, mean over the characterized combos of i_s - i_d (vd, vs) in A) of a cell kind's table."""
     from kchip.cells.tables import CellTable
@@ -213,14 +244,7 @@ def s_side_delta(kind: str, corner: str):
 
 def _bilinear(tab: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
     """tab (len(gy), len(gx)) at (x, y), bilinear, border values held outside the grids."""
-    def cell(g, v):
-        k = torch.searchsorted(g, v.detach().contiguous()).clamp(1, g.numel() - 1)
-        return k, ((v - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
-    kx, tx = cell(gx, x)
-    ky, ty = cell(gy, y)
-    a, b = tab[ky - 1, kx - 1], tab[ky - 1, kx]
-    c, d = tab[ky, kx - 1], tab[ky, kx]
-    return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
+    return _edge_bilinear(tab[None], gx, gy, x, y)
 
 
 def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Callable:
@@ -234,13 +258,17 @@ def _with_s_side(fn: Callable, delta, i_u: float, v_u: float, v_cm: float) -> Ca
 
 
 def _edge_bilinear(tab: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, x: torch.Tensor, y: torch.Tensor):
-    """Per-edge tables tab (E, len(gy), len(gx)) at (x, y) of shape (E,) or (E, B), bilinear, borders held."""
+    """Per-edge tables tab (E, len(gy), len(gx)) (or one table, E = 1) at (x, y) of shape (E,) or (E, B), bilinear,
+    border values held outside the grids."""
     def cell(g, v):
         k = torch.searchsorted(g, v.detach().contiguous()).clamp(1, g.numel() - 1)
         return k, ((v - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
     kx, tx = cell(gx, x)
     ky, ty = cell(gy, y)
-    e = torch.arange(tab.shape[0], device=x.device).reshape(-1, *([1] * (x.dim() - 1))).expand_as(kx)
+    if tab.shape[0] == 1:                           # one table for every edge
+        e = torch.zeros_like(kx)
+    else:
+        e = torch.arange(tab.shape[0], device=x.device).reshape(-1, *([1] * (x.dim() - 1))).expand_as(kx)
     a, b = tab[e, ky - 1, kx - 1], tab[e, ky - 1, kx]
     c, d = tab[e, ky, kx - 1], tab[e, ky, kx]
     return (a * (1 - tx) + b * tx) * (1 - ty) + (c * (1 - tx) + d * tx) * ty
