@@ -208,10 +208,13 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         l1 = realized_model(spec)(torch.tensor(x), **tight).numpy()
         l0 = float_model(torch.tensor(x), **tight).numpy()
         # full scale: the float model's output range over the whole test set (a handful of simulated inputs
-        # spans only part of it); without a data set, the range on the simulated inputs
+        # spans only part of it); without a data set, over the forward stage's inputs; else the simulated ones
         fs = None
         if data is not None:
             y_all = float_model(torch.tensor(data["x_test"]).double()).numpy()
+            fs = float(np.max(y_all.max(0) - y_all.min(0)))
+        elif ctx.results.get("forward", {}).get("outputs"):
+            y_all = np.load(ctx.root / ctx.results["forward"]["outputs"])
             fs = float(np.max(y_all.max(0) - y_all.min(0)))
     cmp = lambda a, b: {k: v for k, v in compare(a, b, fs).items() if k != "per_output"}
     res = {"inputs": n, "ngspice_s": sum(info["wall_s"]), "ngspice_wall_s": info.get("wall_total_s"),

@@ -26,6 +26,12 @@ def test_flow_runs_caches_and_reruns(tmp_path, capsys):
     res = run_flow(f, tmp_path / "build")
     assert res["forward"]["roundtrip_max_abs_error"] < 1e-6
     assert res["simulate"]["vs_L1"]["rms_pct_fs"] <= 0.5
+    # no data set: full scale = the float model's output range over the forward stage's inputs (all 4, not the 3
+    # simulated)
+    import numpy as np
+    y_fw = np.load(tmp_path / "build" / "tiny" / res["forward"]["outputs"])
+    assert res["simulate"]["full_scale"] == pytest.approx(float(np.max(np.ptp(y_fw, 0))))
+    assert res["simulate"]["vs_L1"]["full_scale"] == res["simulate"]["full_scale"]
     report = json.loads((tmp_path / "build" / "tiny" / "06-report" / "report.json").read_text())
     assert set(report["stages"]) == {"model", "forward", "quantize", "netlist", "simulate"}
     capsys.readouterr()
