@@ -240,11 +240,10 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, c
     "L2_codelaw"); the speed figure times L2."""
     import torch
     from .model import load_model
-    from .netlist.transistor import cell_level_spec
+    from .hw.limits import load_limits
+    from .netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from .quantize.core import realized_model
     from .sim.l2 import chip_code_surfaces, chip_load_switch, surrogate_model
-    from .hw.limits import load_limits
-    from .netlist.transistor import SUPPORTED_LAWS
     rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
     # the measured surfaces of the chip's own code triples for the PDK's l2_code_surfaces kinds (tanh_lin)
     surf = chip_code_surfaces(spec, rep, log=lambda m: print(f"[kchip flow] {m}", flush=True)) \

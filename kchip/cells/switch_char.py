@@ -4,8 +4,8 @@ load phase).
 During the load phase a chip's first period is already enabled (its cells settle before the nodes are released,
 docs/netlist.md) while the load and reset gates hold every node of that period. The cells' net current into a
 node, I, then flows through the gate: the node is released at v_in + R_on I, not at v_in. In SW units that is
-y0 = x + (R_on C / tau) f(x), the first-period ODE run R_on C longer (`kchip.sim.l2.surrogate_model(load_r_on=)`).
-On the twomoon chips (C = 5.05 nF, 50 um gates, R_on = 130 Ohm) that is 0.66 us, 0.9 % of tau.
+y0 = x + (R_on(v) C / tau) f(x) (`kchip.sim.l2.surrogate_model(load_switch=)`, `SurrogatePeriod.start`).
+On the twomoon chips (C = 5.05 nF, 50 um gates, R_on = 131 Ohm at V_cm) R_on C is 0.66 us, 0.9 % of tau.
 
     r = tgate_r_on("tt", w_um=50.0)         # Ohm, small-signal, both pins at V_cm
 """

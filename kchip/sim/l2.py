@@ -102,10 +102,9 @@ class SurrogatePeriod(Period):
     def start(self, y: torch.Tensor) -> torch.Tensor:
         if getattr(self, "load_y", None) is None:
             return y
-        g, e = self.load_y.to(y.dtype), self.load_eps.to(y.dtype)
-        k = torch.searchsorted(g, y.detach().contiguous()).clamp(1, g.numel() - 1)
-        t = ((y - g[k - 1]) / (g[k] - g[k - 1])).clamp(0.0, 1.0)
-        return y + (e[k - 1] * (1 - t) + e[k] * t) * self._rhs(0.0, y)      # cells at DC: no lag
+        from kchip.cells.tanh_lin_surrogate import _pwl
+        eps = _pwl(self.load_eps.to(y.dtype), self.load_y.to(y.dtype), y)
+        return y + eps * self._rhs(0.0, y)                                  # cells at DC: no lag
 
     def _mask(self, i: torch.Tensor) -> torch.Tensor:
         on = self.on.to(i.dtype)
@@ -167,6 +166,9 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     deltas: Dict[str, tuple] = {}                   # s_side: one table read per cell kind
     lim = load_limits()
     dynamic = lambda kind, flag: (kind in lim.l2_dynamic) if flag is None else bool(flag)
+    if load_switch is not None:                     # (node value grid SW, R_on C / tau in SW time)
+        v, r_on = (np.asarray(a, np.float64) for a in load_switch)
+        load_sw = ((v - v_cm) / v_u, r_on * float(rep["c_f"]) / float(rep["tau_s"]))
     periods = []
     for per, bp in zip(spec.periods, base.periods):
         kind = SUPPORTED_LAWS.get(per.law, per.law)
@@ -174,28 +176,28 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
             cache[kind] = load_surrogate(kind, corner)
         entry = _CELLS.get(kind)
         to_codes = entry.codes if entry else (lambda e: [int(e["sign"]) * int(e["code"]), int(e["ocode"])])
-        codes = torch.tensor([to_codes(by_id[i]) for i in per.edges], dtype=torch.long).T
+        rows = [to_codes(by_id[i]) for i in per.edges]
+        codes = torch.tensor(rows, dtype=torch.long).T
+        on = [bool(by_id[i]["code"]) for i in per.edges]
         sur = cache[kind]
         both = "both" in inspect.signature(sur.law).parameters
         fn = sur.law(i_u, v_u, v_cm, both=True) if both else sur.law(i_u, v_u, v_cm)
-        rows = [to_codes(by_id[i]) for i in per.edges]
         if code_surfaces and kind in code_surfaces:
             if both:
                 raise ValueError(f"L2 code surfaces: the {kind} surrogate gives its own s-side current; "
                                  f"code surfaces refine i_d-only surrogates")
-            fn = _with_code_surfaces(fn, code_surfaces[kind], sur, rows, [bool(by_id[i]["code"]) for i in per.edges],
-                                     i_u, v_u, v_cm, dynamic(kind, s_side), where=f"periods[{per.index}]")
+            fn = _with_code_surfaces(fn, code_surfaces[kind], sur, rows, on, i_u, v_u, v_cm, dynamic(kind, s_side),
+                                     where=f"periods[{per.index}]")
             both = dynamic(kind, s_side)
         elif dynamic(kind, s_side) and not both:
             if kind not in deltas:
                 deltas[kind] = s_side_delta(kind, corner)
             fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
         lag_sw = _lag_sw(kind, lim.cell_lag_s, rep["tau_s"]) if dynamic(kind, lag) else 0.0
-        on = torch.tensor([1.0 if by_id[i]["code"] else 0.0 for i in per.edges])
-        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both, on=on, lag=lag_sw))
+        periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both,
+                                       on=torch.tensor(on, dtype=torch.float64), lag=lag_sw))
         if load_switch is not None:
-            v, r_on = (np.asarray(a, np.float64) for a in load_switch)
-            periods[-1].set_load_switch((v - v_cm) / v_u, r_on * float(rep["c_f"]) / float(rep["tau_s"]))
+            periods[-1].set_load_switch(*load_sw)
     return KirchhoffNet(periods, projector=base.projector, solver=base.solver,
                         meta=dict(base.meta, level="L2", corner=corner,
                                   s_side="pdk" if s_side is None else bool(s_side),
@@ -280,21 +282,22 @@ def _with_code_surfaces(fn: Callable, cs, sur, rows, on, i_u: float, v_u: float,
     code_surfaces`); with s_side, (i_d, i_s) with the triple's own measured i_s - i_d."""
     gx, gy = (torch.as_tensor(np.asarray(g, np.float64)) for g in (cs.vs, cs.vd))
     VD, VS = torch.meshgrid(gy, gx, indexing="ij")
-    res, ds = [], []
+    zero = (torch.zeros_like(VS), torch.zeros_like(VS))
+    tabs: Dict[tuple, tuple] = {}                       # code triple -> (i_d residual, i_s - i_d), A
     for k, (row, is_on) in enumerate(zip(rows, on)):
-        if not is_on:                                   # not instantiated: masked anyway
-            res.append(torch.zeros_like(VS))
-            ds.append(torch.zeros_like(VS))
+        t = tuple(int(c) for c in row)
+        if not is_on or t in tabs:                      # not instantiated: masked anyway
             continue
-        if tuple(row) not in cs:
-            raise ValueError(f"L2 code surfaces: {where}, edge {k}: code triple {tuple(row)} of {cs.cell} was not "
+        if t not in cs:
+            raise ValueError(f"L2 code surfaces: {where}, edge {k}: code triple {t} of {cs.cell} was not "
                              f"measured at {cs.corner}")
-        j = cs.index(row)
+        j = cs.index(t)
         with torch.no_grad():
-            model = sur.current_hw(*[torch.tensor(int(c)) for c in row], VS, VD)
-        res.append(torch.as_tensor(np.asarray(cs.i_d[j], np.float64)) - model)
-        ds.append(torch.as_tensor(np.asarray(cs.i_s[j] - cs.i_d[j], np.float64)))
-    res, ds = torch.stack(res) / i_u, torch.stack(ds) / i_u
+            model = sur.current_hw(*[torch.tensor(c) for c in t], VS, VD)
+        tabs[t] = (torch.as_tensor(np.asarray(cs.i_d[j], np.float64)) - model,
+                   torch.as_tensor(np.asarray(cs.i_s[j] - cs.i_d[j], np.float64)))
+    per_edge = [tabs[tuple(int(c) for c in row)] if is_on else zero for row, is_on in zip(rows, on)]
+    res, ds = (torch.stack([p[m] for p in per_edge]) / i_u for m in (0, 1))
 
     def law(codes, vs, vd):
         x, y = v_cm + v_u * vs, v_cm + v_u * vd
