@@ -4,6 +4,9 @@ Prints the errors (% of the swing) for every ODE capacitance choice and writes d
     python benchmarks/tanh_transient.py [--corner tt] [--codes 15,5] [--png docs/cells_transient.png]
     python benchmarks/tanh_transient.py --tanh-lin [--corner tt,ss,ff] [--png docs/cells_transient_tanh_lin.png]
         tanh_lin: codes (6,-6,8), (15,-15,8), (3,-3,5), node 40 and 80 pF, vs the L2-surrogate ODE
+    python benchmarks/tanh_transient.py --relu-lin [--corner tt,ss,ff,sf,fs]
+        relu_lin: codes (2,-2,8), (6,-6,8), (15,-15,8), (10,-10,10), node 10 and 20 pF (7.5 us per pF: the node
+        settles at the knee), vs the L2-surrogate ODE (with its knee terms)
 
 ODE capacitance: cnode = MIM + cell from Im(Y)/omega at 100 kHz with the cell enabled (holds the phase lag
 of the cell's transconductance, -gm/omega_p), cpass = the same with en = 0 (passive pin capacitance; the
@@ -27,11 +30,13 @@ def main(argv=None) -> int:
     ap.add_argument("--codes", default="15,5")
     ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs" / "cells_transient.png"))
     ap.add_argument("--tanh-lin", action="store_true")
+    ap.add_argument("--relu-lin", action="store_true")
     ap.add_argument("--c-pf", type=float, default=2.0, help="tanh_diff node capacitor [pF] (t_end scales with it)")
     a = ap.parse_args(argv)
-    if a.tanh_lin:
+    if a.tanh_lin or a.relu_lin:
+        cell = "tanh_lin" if a.tanh_lin else "relu_lin"
         return tanh_lin(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
-                        str(Path(a.png).with_name("cells_transient_tanh_lin.png")))
+                        str(Path(a.png).with_name(f"cells_transient_{cell}.png")), cell)
     runs = []
     for mode in ("release", "enable"):
         for code in (int(c) for c in a.codes.split(",")):
@@ -58,15 +63,25 @@ def main(argv=None) -> int:
     return 0
 
 
-def tanh_lin(corners, png) -> int:
-    from kchip.cells.lin_transient import tanh_lin_one_node_transient
+LIN = {"tanh_lin": dict(codes=((6, -6, 8), (15, -15, 8), (3, -3, 5)), caps=(40e-12, 80e-12), t_per_f=None),
+       # relu_lin settles at its knee and stays there: 7.5 us per pF (30 us at 4 pF, session 6) ~ 7.5 node time
+       # constants at code 15, so the end state (knee position and the tail below it) counts
+       "relu_lin": dict(codes=((2, -2, 8), (6, -6, 8), (15, -15, 8), (10, -10, 10)), caps=(10e-12, 20e-12),
+                        t_per_f=7.5e-6 / 1e-12)}
+
+
+def tanh_lin(corners, png, cell: str = "tanh_lin") -> int:
+    from kchip.cells.lin_transient import lin_one_node_transient
+    cfg = LIN[cell]
     runs = []
     for corner in corners:
-        for codes in ((6, -6, 8), (15, -15, 8), (3, -3, 5)):
-            for c in (40e-12, 80e-12):
-                o = tanh_lin_one_node_transient(codes=codes, corner=corner, c_farad=c)
+        for codes in cfg["codes"]:
+            for c in cfg["caps"]:
+                t_end = None if cfg["t_per_f"] is None else cfg["t_per_f"] * c
+                o = lin_one_node_transient(cell, codes=codes, corner=corner, c_farad=c, t_end=t_end)
                 runs.append(o)
-                print(json.dumps({"corner": corner, "codes": codes, "c_pF": c * 1e12, "swing_V": round(o["swing_V"], 4),
+                print(json.dumps({"cell": cell, "corner": corner, "codes": codes, "c_pF": c * 1e12,
+                                  "swing_V": round(o["swing_V"], 4),
                                   "max_err_pct_swing": round(o["max_err_pct_swing"], 2),
                                   "final_err_pct_swing": round(o["final_err_pct_swing"], 3)}), flush=True)
     if png:
@@ -77,15 +92,14 @@ def tanh_lin(corners, png) -> int:
         for o in runs:
             if o["corner"] != corners[0]:
                 continue
-            j = 0 if o["c_mim_F"] < 60e-12 else 1
+            j = 0 if o["c_mim_F"] < 0.75 * cfg["caps"][1] else 1
             ax[j].plot(o["t"] * 1e6, o["v_spice"], lw=1, label=f"ngspice {tuple(o['codes'])}")
             ax[j].plot(o["t"] * 1e6, o["v_ode"], "--", lw=1, label=f"L2 ODE {tuple(o['codes'])}")
-        for j, c in enumerate((40, 80)):
-            ax[j].set_title(f"tanh_lin {corners[0]}, enable at t = 0, {c} pF node"); ax[j].set_xlabel("t [us]")
-            ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
+        for j, c in enumerate(cfg["caps"]):
+            ax[j].set_title(f"{cell} {corners[0]}, enable at t = 0, {c * 1e12:g} pF node")
+            ax[j].set_xlabel("t [us]"); ax[j].set_ylabel("v(node) [V]"); ax[j].legend(fontsize=6)
         fig.tight_layout(); fig.savefig(png); plt.close(fig)
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

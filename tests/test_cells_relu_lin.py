@@ -134,8 +134,55 @@ def test_committed_tables_surrogate_and_figures():
     sur = ReluLinSurrogate.from_json(ROOT / "tt.json")
     from surfaces import worst_per_combo
     worst = worst_per_combo(sur, s["combos"], t.vs, t.vd, t.i_d).max()
-    assert 100 * worst / s["i_fs_A"] == pytest.approx(s["max_dev_table_soft_pct_fs"], abs=0.02)
+    # the L2 surrogate carries the knee terms fitted on the knee sweeps; the grid is an independent check of them
+    assert sur.knee is not None and set(sur.knee) == {"d0", "d2", "d4", "q0", "q1", "uf"}
+    assert 100 * worst / s["i_fs_A"] == pytest.approx(s["knee"]["grid_max_dev_pct_fs"], abs=0.02)
+    assert s["knee"]["grid_max_dev_pct_fs"] <= 0.5
+    plain = ReluLinSurrogate.from_json(ROOT / "tt.json")
+    plain.knee = None
+    worst0 = worst_per_combo(plain, s["combos"], t.vs, t.vd, t.i_d).max()
+    assert 100 * worst0 / s["i_fs_A"] == pytest.approx(s["max_dev_table_soft_pct_fs"], abs=0.02)
     assert s["leakage_pct_of_i_unit"] <= 0.1
+    k = s["knee"]
+    assert k["fit_max_err_nA"] < 0.5 * k["fit_max_err_nA_before"] and k["heldout_max_err_nA"] < 5.0
+    assert {"knee_families", "knee_v", "knee_i_d"} <= set(t.extra)
+
+
+def test_knee_terms_of_the_relu_lin_surrogate():
+    """meta["knee"]: u + (d0 + d2 n^2 + d4 n^4) exp(-max(u, 0) / uf) and I_q = q0 + q1 n (n = (|cs| + |cd|) / 15),
+    differentiable."""
+    from kchip.cells.surrogate import ReluLinSurrogate
+    from kchip.cells.tables import CodeParam, CodeTable
+    G = 2.5e-6
+    codes = list(range(-15, 16))
+    ct = CodeTable("relu_lin", "tt", {"g_s": CodeParam(codes, [G * c / 15 for c in codes]),
+                                      "g_d": CodeParam(codes, [G * c / 15 for c in codes]),
+                                      "bias": CodeParam(list(range(16)), [0.0] * 16)},
+                   meta=dict(knee_current_A=5e-9, vcm_V=0.9,
+                             knee=dict(d0=-6e-9, d2=-1e-9, d4=0.5e-9, q0=9e-9, q1=2e-9, uf=200e-9)))
+    sur = ReluLinSurrogate(ct)
+    vs = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    vd = torch.tensor([0.9, 1.0, 1.2], dtype=torch.float64)
+    cs, cd, o = torch.tensor([6, 6, 6]), torch.tensor([-6, -6, -6]), torch.tensor([8, 8, 8])
+    i = sur.current_hw(cs, cd, o, vs, vd)
+    n = 12 / 15
+    u = G * 6 / 15 * (vs.detach().numpy() - vd.numpy())
+    u = u + (-6e-9 - 1e-9 * n ** 2 + 0.5e-9 * n ** 4) * np.exp(-np.maximum(u, 0) / 200e-9)
+    iq = 9e-9 + 2e-9 * n
+    np.testing.assert_allclose(i.detach().numpy(), 0.5 * (u + np.sqrt(u * u + 4 * iq * iq)), rtol=1e-12)
+    i.sum().backward()
+    assert torch.all(vs.grad > 0)
+    ct.meta.pop("knee")
+    np.testing.assert_allclose(ReluLinSurrogate(ct).current_hw(cs, cd, o, vs, vd).detach().numpy()[1], 5e-9, rtol=1e-9)
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None or not (ROOT / "tt.json").is_file(), reason="no ngspice / table")
+def test_relu_lin_one_node_transient_settling_at_its_knee_matches_the_L2_ode():
+    """One cell enabled at t = 0 charges a 20 pF node (its d input) until its knee, where it stays for ~7 node
+    time constants: the L2 ODE (with the knee terms) follows ngspice within 2 % of the swing."""
+    from kchip.cells.lin_transient import lin_one_node_transient
+    r = lin_one_node_transient("relu_lin", (6, -6, 8), c_farad=20e-12, t_end=150e-6)
+    assert r["swing_V"] > 0.2 and r["max_err_pct_swing"] < 2.0, r["max_err_pct_swing"]
 
 
 @pytest.mark.slow

@@ -84,13 +84,15 @@ def test_chip_code_surfaces_asks_for_the_chips_instantiated_triples(monkeypatch)
     spec, rep, tri = _chip()
     asked = {}
 
-    def fake(cell, corner, combos, jobs=2, log=None):
-        asked.update(cell=cell, corner=corner, combos=list(combos))
+    def fake(cell, corner, combos, jobs=2, log=None, grid_points=None):
+        asked.update(cell=cell, corner=corner, combos=list(combos), grid_points=grid_points)
         return _synthetic(list(combos), 0.0, 0.0)
     monkeypatch.setattr("kchip.cells.code_surfaces.measure_code_surfaces", fake)
     got = L.chip_code_surfaces(spec, rep)                       # the PDK's l2_code_surfaces: [tanh_lin]
     assert set(got) == {"tanh_lin"} and asked["corner"] == "tt" and sorted(asked["combos"]) == tri
-    assert L.chip_code_surfaces(spec, rep, kinds=[]) == {}
+    assert L.chip_code_surfaces(spec, rep, kinds=[]) == {} and asked["grid_points"] is None
+    L.chip_code_surfaces(spec, rep, grid_points=17)
+    assert asked["grid_points"] == 17
 
 
 @needs_ngspice
@@ -98,7 +100,7 @@ def test_measure_code_surfaces_runs_ngspice_once_per_triple_and_caches(tmp_path)
     tri = [(1, -1, 8), (2, 0, 8)]
     cs = measure_code_surfaces("tanh_lin", "tt", tri, jobs=1, cache=tmp_path)
     assert cs.info["measured"] == 2 and cs.i_d.shape == (2, 9, 9) and np.isfinite(cs.i_s).all()
-    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["sp1dm1o8.npz", "sp2dp0o8.npz"]
+    assert sorted(p.name for p in tmp_path.glob("tt_*/*.npz")) == ["sp1dm1o8.npz", "sp2dp0o8.npz"]
     # the measured surface is the cell: close to the structural surrogate (fitted to other triples), not equal
     sur = L.load_surrogate("tanh_lin", "tt")
     VD, VS = torch.meshgrid(torch.as_tensor(cs.vd), torch.as_tensor(cs.vs), indexing="ij")
@@ -111,11 +113,25 @@ def test_measure_code_surfaces_runs_ngspice_once_per_triple_and_caches(tmp_path)
     assert np.array_equal(again.i_d, cs.i_d) and np.array_equal(again.i_s, cs.i_s)
 
 
+@needs_ngspice
+def test_measure_code_surfaces_on_a_finer_grid_holds_the_characterization_grid(tmp_path):
+    tri = [(3, -2, 9)]
+    c9 = measure_code_surfaces("tanh_lin", "tt", tri, jobs=1, cache=tmp_path)
+    c17 = measure_code_surfaces("tanh_lin", "tt", tri, jobs=1, cache=tmp_path, grid_points=17)
+    assert c17.info["measured"] == 1 and c17.i_d.shape == (1, 17, 17)          # its own cache entry
+    assert np.allclose(c17.vs[::2], c9.vs, atol=1e-12)
+    # the same operating points through a different DC path: equal within 0.02 % of I_T
+    assert np.abs(c17.i_d[0][::2, ::2] - c9.i_d[0]).max() < 2e-10
+    assert np.abs(c17.i_s[0][::2, ::2] - c9.i_s[0]).max() < 2e-10
+
+
 def test_measure_code_surfaces_names_bad_requests(tmp_path):
     with pytest.raises(ValueError, match="code surfaces: cell kind 'relu_diff' is not supported"):
         measure_code_surfaces("relu_diff", "tt", [(1, 8)], cache=tmp_path)
     with pytest.raises(ValueError, match=r"code surfaces tanh_lin/tt: code triple \(16, 0, 8\) is outside"):
         measure_code_surfaces("tanh_lin", "tt", [(16, 0, 8)], cache=tmp_path)
+    with pytest.raises(ValueError, match=r"code surfaces tanh_lin/tt: grid_points=2; an integer >= 3"):
+        measure_code_surfaces("tanh_lin", "tt", [(1, 0, 8)], cache=tmp_path, grid_points=2)
 
 
 def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkeypatch):
@@ -129,7 +145,7 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
     (tmp_path / "cells.json").write_text(json.dumps(rep))
     ctx = FlowContext("t", tmp_path, tmp_path, {"netlist": {"cells": "cells.json"}, "quantize": {}})
     monkeypatch.setattr("kchip.cells.code_surfaces.measure_code_surfaces",
-                        lambda cell, corner, combos, jobs=2, log=None: _synthetic(list(combos), 3.0, 1.0))
+                        lambda cell, corner, combos, jobs=2, log=None, grid_points=None: _synthetic(list(combos), 3.0, 1.0))
     curve = (np.array([0.5, 1.3]), np.array([400.0, 400.0]))
     monkeypatch.setattr("kchip.cells.switch_char.tgate_r_on_curve", lambda corner, w, l_: curve)
     x = np.random.default_rng(0).standard_normal((4, 2))

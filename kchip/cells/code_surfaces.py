@@ -14,7 +14,7 @@ surrogate's, interpolated bilinearly) to the surrogate, and takes the s-side cur
     cs.i_d[cs.index((1, -1, 8))]                                               # (len(vd), len(vs)) in A
 
 Each triple's surfaces are cached in `<cache>/code_surfaces/<cell>/<corner>_<key>/<tag>.npz` (`KCHIP_CACHE`,
-default build/cache), key = a hash of the deck head (cell subcircuit, model include, grid): a chip that shares
+default build/cache; an explicit `cache` folder holds `<corner>_<key>/<tag>.npz`), key = a hash of the deck head (cell subcircuit, model include, grid): a chip that shares
 triples with an earlier one measures only the new ones.
 """
 from __future__ import annotations
@@ -67,10 +67,13 @@ def _tag(c: Sequence[int]) -> str:
 
 def measure_code_surfaces(cell: str, corner: str, combos: Sequence[Sequence[int]], jobs: int = 2,
                           cache: Optional[Path] = None, pdk=None,
-                          log: Optional[Callable[[str], None]] = None) -> CodeSurfaces:
+                          log: Optional[Callable[[str], None]] = None,
+                          grid_points: Optional[int] = None) -> CodeSurfaces:
     """DC surfaces of the code triples `combos` (cs, cd, o) of cell kind `cell` at `corner` on the cell's
     characterization grid, `PER_DECK` instances per ngspice deck, `jobs` decks side by side; triples already in the
-    cache are read from it. Errors name the cell, the corner and the triple."""
+    cache are read from it. Errors name the cell, the corner and the triple.
+    grid_points: points per input of the grid (`tanh_lin.grid_volts`: default the characterization grid's 9;
+    2 n - 1 points hold the n-point grid and put one point between each pair of its neighbours)."""
     from ..pdk import _cache_dir, load_pdk
     from ..sim.ngspice import run_decks
     from . import sweep as SW
@@ -88,11 +91,14 @@ def measure_code_surfaces(cell: str, corner: str, combos: Sequence[Sequence[int]
             raise ValueError(f"code surfaces {cell}/{corner}: code triple {c} is outside the cell's codes "
                              f"(cs, cd in -{full}..{full}, o in 0..{ofull})")
     sub = kind.subckt(pdk)
-    grid = T.grid_volts(kind)
+    if grid_points is not None and (int(grid_points) != grid_points or grid_points < 3):
+        raise ValueError(f"code surfaces {cell}/{corner}: grid_points={grid_points!r}; an integer >= 3")
+    grid = T.grid_volts(kind, None if grid_points is None else int(grid_points))
     n = len(grid)
     head = T._head(pdk, kind, corner, sub, "chip code surfaces") + T._sweep_head(kind, grid)
     key = hashlib.sha256(("\n".join(head) + f"\nsubsteps={SUBSTEPS}").encode()).hexdigest()[:12]
-    folder = Path(cache) if cache else _cache_dir() / "code_surfaces" / cell / f"{corner}_{key}"
+    # the key is in the folder name: a deck that differs (grid, cell design, models) never reads another's entries
+    folder = (Path(cache) if cache else _cache_dir() / "code_surfaces" / cell) / f"{corner}_{key}"
     got: Dict[Tuple[int, ...], Tuple[np.ndarray, np.ndarray]] = {}
     for c in todo:
         f = folder / f"{_tag(c)}.npz"

@@ -26,6 +26,7 @@ from . import library as L
 from . import relu as R
 from . import sweep as SW
 from .relu_lin_analysis import analyze_relu_lin     # the analysis half: fits, code tables, plots
+from .relu_lin_knee import apply_knee, knee_sweep
 
 DEFAULTS = dict(R.DEFAULTS, tail_units=15, w_pu=2.0, l_pu=6.0, w_pcu=2.0, l_pcu=1.0, w_tg=0.42, l_tg=0.15,
                 d_switch=True, w_dsw=1.0, l_dsw=0.5, enable="output")
@@ -178,6 +179,10 @@ def char_relu_lin(pdk, kind, corner, n_mc, jobs=1, substeps=None):
     i_dd_off = float(SW.surface(dc["i(vddoff)"], n)[n // 2, n // 2])
     summary, table, codetab = analyze_relu_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall)
     summary.update(dc_runs=n_decks, supply_disabled_A=i_dd_off)
+    # fine sweeps across the knee: where a settling node stops, and the tail below it (kchip.cells.relu_lin_knee)
+    fam, v, i_k, wall_k = knee_sweep(pdk, kind, corner, jobs)
+    apply_knee(kind, corner, table, codetab, summary, fam, v, i_k)
+    summary["wall_s_knee"] = wall_k
     summary.update(ac_lin(pdk, kind, corner))
     if n_mc > 1:
         summary.update(mismatch_lin(pdk, kind, corner, n_mc, jobs))

@@ -218,9 +218,10 @@ def _keep(*mismatch) -> tuple:
             "sigma_offset_V", "wall_s_mc")
 
 
-def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plots: bool = True) -> dict:
+def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plots: bool = True, post=None) -> dict:
     """Recompute a three-parameter cell's fits / code tables from a saved <corner>.npz (no SPICE) with its
-    `analyze` function, keeping the summary keys `keep` (AC, mismatch, wall times) from the saved table."""
+    `analyze` function, keeping the summary keys `keep` (AC, mismatch, wall times) from the saved table;
+    post(kind, corner, saved table, table, codetab, summary): a further step on the saved table's extra arrays."""
     from pathlib import Path
     from .characterize import KINDS, REPO, write_results
     from .tables import CellTable
@@ -231,12 +232,20 @@ def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plot
     summary, table, codetab = analyze(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
                                       old["leakage_disabled_A"], old["wall_s_dc"])
     summary.update({k: old[k] for k in keep if k in old})
+    if post is not None:
+        post(kind, corner, t, table, codetab, summary)
     return write_results(kind, corner, table, codetab, summary, out_dir, plots)
 
 
 def reanalyze_relu_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
     """Recompute the relu_lin fits / code tables from a saved <corner>.npz (no SPICE)."""
-    return reanalyze_lin("relu_lin", analyze_relu_lin, _keep("sigma_gain_rel"), corner, out_dir, plots)
+    def knee(kind, corner, saved, table, codetab, summary):       # refit the knee on the saved sweeps, if any
+        from .relu_lin_knee import apply_knee
+        x = saved.extra
+        if "knee_i_d" in x:
+            apply_knee(kind, corner, table, codetab, summary, x["knee_families"], x["knee_v"], x["knee_i_d"])
+    return reanalyze_lin("relu_lin", analyze_relu_lin, _keep("sigma_gain_rel", "wall_s_knee"), corner, out_dir,
+                         plots, post=knee)
 
 
 def plot_relu_lin(kind, table, path) -> None:

@@ -168,6 +168,9 @@ class ReluLinSurrogate(_LinSurrogate):
     soft_relu(u, I_q) = (u + sqrt(u^2 + 4 I_q^2)) / 2 (the clamped rectifier's knee, I_q fitted per corner;
     I_q = 0 gives the plain ReLU; k_cm = meta theta3_cm_A, the code-dependent part of theta3; k_c = meta
     compression_per_A, the output's compression at large currents). Codes: cs, cd signed in -15..15, o in 0..15. Differentiable in vs, vd.
+    With meta["knee"] (`kchip.cells.relu_lin_knee`: fitted on fine sweeps across the knee) u gets + (d0 + d2 n^2 +
+    d4 n^4) exp(-max(u, 0) / uf) and I_q = q0 + q1 n, n = (|cs| + |cd|) / 15: where a settling node stops, and the
+    tail below it.
     Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
 
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
@@ -175,11 +178,21 @@ class ReluLinSurrogate(_LinSurrogate):
         super().__init__(codetab, float(m.get("theta3_cm_A", 0.0)) if smooth else 0.0, dtype)
         self.i_q = float(m.get("knee_current_A", 0.0)) if smooth else 0.0
         self.k_c = float(m.get("compression_per_A", 0.0)) if smooth else 0.0
+        self.knee = {k: float(v) for k, v in m["knee"].items()} if smooth and m.get("knee") else None
 
     def current_hw(self, cs, cd, o, vs, vd):
         """Current (A) from s into d; cs, cd, o integer tensors broadcastable to vs (volts)."""
         u = self._argument(cs, cd, o, vs, vd)
-        r = 0.5 * (u + torch.sqrt(u * u + 4 * self.i_q ** 2)) if self.i_q > 0 else torch.relu(u)
+        iq = self.i_q
+        if self.knee is not None:
+            k = self.knee
+            n = (torch.as_tensor(cs).abs() + torch.as_tensor(cd).abs()).to(u.dtype) / self.kmax
+            fade = torch.exp(-torch.clamp(u, min=0.0) / k["uf"]) if k.get("uf") else 1.0
+            u = u + (k["d0"] + k["d2"] * n ** 2 + k["d4"] * n ** 4) * fade
+            iq = k["q0"] + k["q1"] * n
+            r = 0.5 * (u + torch.sqrt(u * u + 4 * iq * iq))
+        else:
+            r = 0.5 * (u + torch.sqrt(u * u + 4 * iq ** 2)) if iq > 0 else torch.relu(u)
         return (r - self.k_c * r * r).to(vs.dtype)
 
 

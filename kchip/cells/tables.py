@@ -121,6 +121,7 @@ class CellTable:
     i_dd: Optional[np.ndarray] = None
     scalars: dict = field(default_factory=dict)
     zero_ok: tuple = ()        # table codes whose surface is zero by design (e.g. a ReLU biased fully off)
+    extra: dict = field(default_factory=dict)   # further named arrays of the characterization (saved in the npz)
 
     def validate(self) -> None:
         """No holes and no silent zeros: every point finite, the enabled non-zero-code surfaces not all 0."""
@@ -142,14 +143,16 @@ class CellTable:
         np.savez_compressed(path, cell=self.cell, corner=self.corner, codes=self.codes, vs=self.vs,
                             vd=self.vd, i_d=self.i_d, i_s=self.i_s,
                             i_dd=self.i_dd if self.i_dd is not None else np.zeros(0),
-                            scalars=np.array(json.dumps(self.scalars)), zero_ok=np.array(self.zero_ok, dtype=int))
+                            scalars=np.array(json.dumps(self.scalars)), zero_ok=np.array(self.zero_ok, dtype=int),
+                            **{f"extra__{k}": np.asarray(v) for k, v in self.extra.items()})
 
     @classmethod
     def load(cls, path) -> "CellTable":
         z = np.load(path)
         t = cls(str(z["cell"]), str(z["corner"]), z["codes"], z["vs"], z["vd"], z["i_d"], z["i_s"],
                 z["i_dd"] if z["i_dd"].size else None, json.loads(str(z["scalars"])),
-                tuple(int(x) for x in z["zero_ok"]) if "zero_ok" in z else ())
+                tuple(int(x) for x in z["zero_ok"]) if "zero_ok" in z else (),
+                {k[len("extra__"):]: z[k] for k in z.files if k.startswith("extra__")})
         t.validate()
         return t
 

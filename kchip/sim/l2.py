@@ -207,10 +207,12 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
 
 
 def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optional[str] = None, jobs: int = 2,
-                       log: Optional[Callable[[str], None]] = None) -> Dict[str, object]:
+                       log: Optional[Callable[[str], None]] = None,
+                       grid_points: Optional[int] = None) -> Dict[str, object]:
     """{cell kind: CodeSurfaces} of the code triples the chip's instantiated cells use, for the kinds `kinds`
     (default: the PDK's `limits.l2_code_surfaces`) that the chip has; measured with ngspice, cached per triple
-    (`kchip.cells.code_surfaces`)."""
+    (`kchip.cells.code_surfaces`); grid_points: points per input of their grid (default the characterization
+    grid's)."""
     from kchip.cells.code_surfaces import measure_code_surfaces
     from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS
@@ -223,7 +225,8 @@ def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optiona
             rows = (_CELLS[kind].codes(by_id[i]) for i in per.edges if by_id[i]["code"])
             triples.setdefault(kind, set()).update(tuple(r) for r in rows)
     corner = corner or rep.get("corner") or spec.corner
-    return {k: measure_code_surfaces(k, corner, sorted(t), jobs=jobs, log=log) for k, t in sorted(triples.items())}
+    return {k: measure_code_surfaces(k, corner, sorted(t), jobs=jobs, log=log, grid_points=grid_points)
+            for k, t in sorted(triples.items())}
 
 
 def chip_load_switch(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None):
