@@ -7,6 +7,8 @@ Prints the errors (% of the swing) for every ODE capacitance choice and writes d
     python benchmarks/tanh_transient.py --relu-lin [--corner tt,ss,ff,sf,fs]
         relu_lin: codes (2,-2,8), (6,-6,8), (15,-15,8), (10,-10,10), node 10 and 20 pF (7.5 us per pF: the node
         settles at the knee), vs the L2-surrogate ODE (with its knee terms)
+    python benchmarks/tanh_transient.py --relu-diff [--corner tt,ss,ff,sf,fs]
+        relu_diff: codes (15,8), (6,8), (15,10), (3,8), node 10 and 20 pF, vs its L2 surrogate's ODE
 
 ODE capacitance: cnode = MIM + cell from Im(Y)/omega at 100 kHz with the cell enabled (holds the phase lag
 of the cell's transconductance, -gm/omega_p), cpass = the same with en = 0 (passive pin capacitance; the
@@ -31,10 +33,11 @@ def main(argv=None) -> int:
     ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs" / "cells_transient.png"))
     ap.add_argument("--tanh-lin", action="store_true")
     ap.add_argument("--relu-lin", action="store_true")
+    ap.add_argument("--relu-diff", action="store_true")
     ap.add_argument("--c-pf", type=float, default=2.0, help="tanh_diff node capacitor [pF] (t_end scales with it)")
     a = ap.parse_args(argv)
-    if a.tanh_lin or a.relu_lin:
-        cell = "tanh_lin" if a.tanh_lin else "relu_lin"
+    if a.tanh_lin or a.relu_lin or a.relu_diff:
+        cell = "tanh_lin" if a.tanh_lin else "relu_lin" if a.relu_lin else "relu_diff"
         return tanh_lin(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
                         str(Path(a.png).with_name(f"cells_transient_{cell}.png")), cell)
     runs = []
@@ -67,7 +70,9 @@ LIN = {"tanh_lin": dict(codes=((6, -6, 8), (15, -15, 8), (3, -3, 5)), caps=(40e-
        # relu_lin settles at its knee and stays there: 7.5 us per pF (30 us at 4 pF, session 6) ~ 7.5 node time
        # constants at code 15, so the end state (knee position and the tail below it) counts
        "relu_lin": dict(codes=((2, -2, 8), (6, -6, 8), (15, -15, 8), (10, -10, 10)), caps=(10e-12, 20e-12),
-                        t_per_f=7.5e-6 / 1e-12)}
+                        t_per_f=7.5e-6 / 1e-12),
+       # relu_diff: codes (code, ocode); its knee does not move with the code (the code scales the output)
+       "relu_diff": dict(codes=((15, 8), (6, 8), (15, 10), (3, 8)), caps=(10e-12, 20e-12), t_per_f=7.5e-6 / 1e-12)}
 
 
 def tanh_lin(corners, png, cell: str = "tanh_lin") -> int:
