@@ -209,3 +209,20 @@ def test_relu_lin_law_signs_and_enable():
     assert h(I[(0, 15, 12)]) > 1.5e-6 and h(I[(0, -15, 12)]) < -1.5e-6 and abs(g(I[(0, 15, 12)])) < 0.05e-6
     assert np.min(I[(15, 0, 12)]) < 0.05e-6                          # rectified below the knee
     assert np.max(np.abs(dc["i(vmdoff)"])) < 1e-3 * kind.i_unit and np.max(np.abs(dc["i(vmsoff)"])) < 1e-3 * kind.i_unit
+
+
+@pytest.mark.skipif(not (ROOT / "tt.npz").is_file(), reason="no committed relu_lin table")
+def test_reanalysis_refits_the_knee_from_the_saved_sweeps(tmp_path):
+    """The knee sweeps travel in the npz (CellTable.extra): a reanalysis without SPICE gives the same constants."""
+    import json
+    import shutil as sh
+    from kchip.cells.relu_lin_analysis import reanalyze_relu_lin
+    for ext in ("npz", "json"):
+        sh.copy(ROOT / f"tt.{ext}", tmp_path / f"tt.{ext}")
+    s = reanalyze_relu_lin("tt", out_dir=tmp_path, plots=False)
+    ref = json.loads((ROOT / "tt.json").read_text())["meta"]["knee"]
+    got = json.loads((tmp_path / "tt.json").read_text())["meta"]["knee"]
+    assert set(got) == set(ref)
+    for k in ref:
+        assert got[k] == pytest.approx(ref[k], rel=1e-6, abs=1e-15)
+    assert s["knee"]["grid_max_dev_pct_fs"] <= 0.5
