@@ -6,11 +6,12 @@ measured with ngspice on the characterization grid (`kchip.cells.code_surfaces`,
 4-constant law A tanh(S_s cs/15 x + S_d cd/15 y + T (o - 8)) is fitted to them (least squares, then minimax) and
 its max deviation is printed in % of A, over V_cm +- 0.3 V and within +- 0.146 V.
 
---design '{"r_conv": 106667, "ub_div": 1, "w_in": 64}' characterizes a variant of the cell instead
-(`kchip characterize` into --out, no Monte Carlo): the low-gain build of docs/results.md.
+--design '{"w_in": 64}' (JSON overrides of tanh_lin.DEFAULTS) and --vcm 1.0 (the common mode the inputs swing
+around, V_cm +- 0.3 V) measure a variant; with --characterize the variant is characterized instead (`kchip
+characterize` into --out, no Monte Carlo): the low-gain build of docs/results.md.
 
-    python benchmarks/tanh_lin_law_range.py [--corner tt] [--cmax 1,2,3,4,6,8,15] [--jobs 2]
-    python benchmarks/tanh_lin_law_range.py --design '{"r_conv": 106667, "ub_div": 1}' --out build/tanh_lin_lo
+    python benchmarks/tanh_lin_law_range.py [--corner tt] [--cmax 1,2,3,4,6,8,15] [--jobs 2] [--vcm 0.9]
+    python benchmarks/tanh_lin_law_range.py --characterize --design '{"r_conv": 106667, "ub_div": 1}' --out build/lo
 """
 from __future__ import annotations
 
@@ -56,12 +57,18 @@ def main(argv=None) -> int:
     ap.add_argument("--corner", default="tt")
     ap.add_argument("--cmax", default="1,2,3,4,6,8,15")
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--design", default=None, help="JSON overrides of tanh_lin.DEFAULTS: characterize that variant")
+    ap.add_argument("--design", default=None, help="JSON overrides of tanh_lin.DEFAULTS (a variant of the cell)")
+    ap.add_argument("--vcm", type=float, default=None, help="input common mode [V] (default: the cell kind's 0.9)")
+    ap.add_argument("--characterize", action="store_true", help="characterize the variant into --out")
     ap.add_argument("--out", default="build/tanh_lin_variant")
     a = ap.parse_args(argv)
+    from kchip.cells.characterize import KINDS, characterize
+    kind = KINDS["tanh_lin"]
     if a.design:
-        from kchip.cells.characterize import KINDS, characterize
-        KINDS["tanh_lin"].design = json.loads(a.design)
+        kind.design = json.loads(a.design)
+    if a.vcm is not None:
+        kind.vcm = float(a.vcm)
+    if a.characterize:
         s = characterize("tanh_lin", a.corner, out_dir=a.out, n_mc=0, jobs=a.jobs)
         keys = ("max_dev_pct_fs", "max_dev_at", "max_dev_percode_fit_pct_fs", "theta1_max_per_V", "theta2_max_per_V",
                 "theta3_min", "theta3_max", "theta3_step", "bandwidth_theta1_Hz", "wall_s_dc")
@@ -71,11 +78,12 @@ def main(argv=None) -> int:
     cl = [int(c) for c in a.cmax.split(",")]
     tri = triples(cl)
     cs = measure_code_surfaces("tanh_lin", a.corner, tri, jobs=a.jobs, log=print)
-    print(f"{len(tri)} triples, {cs.info['measured']} measured, {cs.info['wall_s']:.0f} s")
+    print(f"{len(tri)} triples, {cs.info['measured']} measured, {cs.info['wall_s']:.0f} s; V_cm {kind.vcm} V, "
+          f"design {kind.design or 'default'}")
     print("c_max  triples  max theta/V  max dev % A  within 146 mV  worst (triple, vs, vd)")
     for c in cl:
         sel = [t for t in tri if abs(t[0]) <= c and abs(t[1]) <= c]
-        q, dev, dev_in, worst = law_fit(np.stack([cs.i_d[cs.index(t)] for t in sel]), sel, cs.vs)
+        q, dev, dev_in, worst = law_fit(np.stack([cs.i_d[cs.index(t)] for t in sel]), sel, cs.vs, kind.vcm)
         print(f"{c:5d}  {len(sel):7d}  {q[1] * c / 15:11.2f}  {dev:11.2f}  {dev_in:13.2f}  {worst}")
     return 0
 
