@@ -171,7 +171,8 @@ class ReluLinSurrogate(_LinSurrogate):
     With meta["knee"] (`kchip.cells.relu_lin_knee`: fitted on fine sweeps across the knee) u gets + (d0 + d2 n^2 +
     d4 n^4) exp(-max(u, 0) / uf) and I_q = q0 + q1 n, n = (|cs| + |cd|) / 15: where a settling node stops, and the
     tail below it.
-    Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization."""
+    Its deviation from the measured surfaces is summary max_dev_table_soft_pct_fs of the characterization (with the
+    knee terms: summary knee.grid_max_dev_pct_fs)."""
 
     def __init__(self, codetab: CodeTable, dtype=torch.float64, smooth: bool = True):
         m = codetab.meta
