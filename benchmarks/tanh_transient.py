@@ -38,8 +38,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.tanh_lin or a.relu_lin or a.relu_diff:
         cell = "tanh_lin" if a.tanh_lin else "relu_lin" if a.relu_lin else "relu_diff"
-        return tanh_lin(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
-                        str(Path(a.png).with_name(f"cells_transient_{cell}.png")), cell)
+        return l2_cell_runs(a.corner.split(","), a.png if "--png" in (argv or sys.argv) else
+                            str(Path(a.png).with_name(f"cells_transient_{cell}.png")), cell)
     runs = []
     for mode in ("release", "enable"):
         for code in (int(c) for c in a.codes.split(",")):
@@ -75,7 +75,8 @@ LIN = {"tanh_lin": dict(codes=((6, -6, 8), (15, -15, 8), (3, -3, 5)), caps=(40e-
        "relu_diff": dict(codes=((15, 8), (6, 8), (15, 10), (3, 8)), caps=(10e-12, 20e-12), t_per_f=7.5e-6 / 1e-12)}
 
 
-def tanh_lin(corners, png, cell: str = "tanh_lin") -> int:
+def l2_cell_runs(corners, png, cell: str = "tanh_lin") -> int:
+    """One-node transients of `cell` (LIN: codes, node capacitors, run length) vs its L2 ODE at `corners`."""
     from kchip.cells.lin_transient import lin_one_node_transient
     cfg = LIN[cell]
     runs = []

@@ -72,50 +72,39 @@ def knee_sweep(pdk, kind, corner: str, jobs: int = 1):
     return fam, v, i_d, float(max(r.wall_s for r in res))
 
 
-def _base(sur, fam, v):
-    """The base surrogate's pre-activation u (A) and n for every family at the swept points."""
+def _currents(sur, fam, v, knee) -> np.ndarray:
+    """Currents (F, P) A of `ReluLinSurrogate` `sur` with the knee constants `knee` (None: without the knee terms)
+    for every family at the swept d voltages v."""
     import torch
-    u = np.zeros((len(fam), len(v)))
-    for k, (cs, cd, o, vs) in enumerate(fam):
-        with torch.no_grad():
-            u[k] = sur._argument(torch.tensor(cs), torch.tensor(cd), torch.tensor(o),
-                                 torch.full((len(v),), float(vs), dtype=torch.float64),
-                                 torch.as_tensor(v, dtype=torch.float64)).numpy()
-    n = np.array([(abs(c[0]) + abs(c[1])) / sur.kmax for c in fam])
-    return u, n
-
-
-def knee_law(u, n, k: dict, k_c: float):
-    """The surrogate's law with the knee constants k (d0, d2, d4, q0, q1, uf in A): soft_relu(u + delta(n) w(u),
-    I_q(n)) - k_c r^2 (numpy; `ReluLinSurrogate` has the torch twin)."""
-    from .relu_lin_analysis import surrogate_law
-    delta = (k["d0"] + k["d2"] * n ** 2 + k["d4"] * n ** 4) * np.exp(-np.maximum(u, 0.0) / k["uf"])
-    return surrogate_law(u + delta, k["q0"] + k["q1"] * n, k_c)
+    c = torch.tensor([f[:3] for f in fam], dtype=torch.long)
+    vs = torch.tensor([[f[3]] for f in fam], dtype=torch.float64)
+    vd = torch.as_tensor(np.asarray(v, np.float64))[None, :]
+    sur.knee = knee
+    with torch.no_grad():
+        return sur.current_hw(c[:, 0:1], c[:, 1:2], c[:, 2:3], vs, vd).numpy()
 
 
 def fit_knee(sur, fam, v, i_d, i_fs: float) -> dict:
     """Least squares of the knee constants on the o = 8 families (points where the base surrogate carries at most
-    I_WINDOW_A); max |error| in nA on them and on the held-out o != 8 families, before and after."""
+    I_WINDOW_A); max |error| in nA on them and on the held-out o != 8 families, before and after. `sur` is a
+    `ReluLinSurrogate` without knee terms; it is left with the fitted ones."""
     from scipy.optimize import least_squares
-    from .relu_lin_analysis import surrogate_law
-    u, n = _base(sur, fam, v)
-    base = surrogate_law(u, sur.i_q, sur.k_c)
+    base = _currents(sur, fam, v, None)
     win = base <= I_WINDOW_A
     fit = np.array([c[2] == 8 for c in fam])
-    nn = np.broadcast_to(n[:, None], u.shape)
     names = ("d0", "d2", "d4", "q0", "q1")
 
-    def resid(p, sel):
-        k = dict(zip(names, np.asarray(p) * 1e-9), uf=FADE_A)
+    def consts(p):
+        k = dict(zip(names, [float(x) * 1e-9 for x in p]), uf=FADE_A)
         k["q0"] = abs(k["q0"])
-        return (knee_law(u[sel], nn[sel], k, sur.k_c) - i_d[sel]) * 1e9
+        return k
     sel_fit = win & fit[:, None]
-    r = least_squares(lambda p: resid(p, sel_fit), x0=[0.0, 0.0, 0.0, sur.i_q * 1e9, 0.0])
-    k = dict(zip(names, [float(x) * 1e-9 for x in r.x]), uf=FADE_A)
-    k["q0"] = abs(k["q0"])
+    r = least_squares(lambda p: (_currents(sur, fam, v, consts(p))[sel_fit] - i_d[sel_fit]) * 1e9,
+                      x0=[0.0, 0.0, 0.0, sur.i_q * 1e9, 0.0])
+    k = consts(r.x)
     sel_held = win & ~fit[:, None]
     err = lambda sel, model: float(np.max(np.abs(model[sel] - i_d[sel]))) * 1e9 if sel.any() else float("nan")
-    after = knee_law(u, nn, k, sur.k_c)
+    after = _currents(sur, fam, v, k)
     return dict(constants=k, law="u' = u + (d0 + d2 n^2 + d4 n^4) exp(-max(u, 0) / uf), I_q = q0 + q1 n, n = (|cs| + |cd|) / 15",
                 window_A=I_WINDOW_A, families=[list(c) for c in fam],
                 fit_max_err_nA_before=err(sel_fit, base), fit_max_err_nA=err(sel_fit, after),
@@ -133,10 +122,10 @@ def apply_knee(kind, corner: str, table, codetab, summary: dict, fam, v, i_d) ->
     fam = [(int(a), int(b), int(c), float(e)) for a, b, c, e in fam]
     i_fs = float(summary["i_fs_A"])
     codetab.meta.pop("knee", None)
-    res = fit_knee(ReluLinSurrogate(codetab), fam, np.asarray(v), np.asarray(i_d), i_fs)
+    sur = ReluLinSurrogate(codetab)
+    res = fit_knee(sur, fam, np.asarray(v), np.asarray(i_d), i_fs)      # leaves sur with the fitted knee
     codetab.meta["knee"] = res["constants"]
     codetab.meta["knee_law"] = res["law"]
-    sur = ReluLinSurrogate(codetab)
     VD, VS = torch.meshgrid(torch.as_tensor(table.vd), torch.as_tensor(table.vs), indexing="ij")
     combos = [tuple(int(x) for x in c) for c in summary["combos"]]
     with torch.no_grad():

@@ -191,9 +191,7 @@ class ReluLinSurrogate(_LinSurrogate):
             fade = torch.exp(-torch.clamp(u, min=0.0) / k["uf"]) if k.get("uf") else 1.0
             u = u + (k["d0"] + k["d2"] * n ** 2 + k["d4"] * n ** 4) * fade
             iq = k["q0"] + k["q1"] * n
-            r = 0.5 * (u + torch.sqrt(u * u + 4 * iq * iq))
-        else:
-            r = 0.5 * (u + torch.sqrt(u * u + 4 * iq ** 2)) if iq > 0 else torch.relu(u)
+        r = 0.5 * (u + torch.sqrt(u * u + 4 * iq * iq)) if self.knee is not None or iq > 0 else torch.relu(u)
         return (r - self.k_c * r * r).to(vs.dtype)
 
 
