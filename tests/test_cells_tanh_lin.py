@@ -164,3 +164,25 @@ def test_one_node_transient_matches_surrogate_ode(codes):
     assert o["max_err_pct_swing"] <= 2.0, o["max_err_pct_swing"]
     assert o["final_err_pct_swing"] <= 0.2, o["final_err_pct_swing"]
     assert abs(o["c_node_F"] - 80e-12) < 2e-12        # MIM + the cell's pin: a few tens of fF
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_frontend_sweep_reproduces_committed_residual():
+    """The front-end sweep (X held, one input at full code and each sign) gives the committed fine residual: zero at
+    v_cm, within 2 mV over v_cm +- 0.3 V, bent (the 9-point grid alone missed ~0.3 mV between its outer points), and
+    different for the two signs of the same input (the gate swap puts the input on the other device)."""
+    from kchip.cells.tables import CellTable
+    from kchip.cells.tanh_lin import frontend_sweep
+    from kchip.pdk import load_pdk
+    kind = KINDS["tanh_lin"]
+    fe = frontend_sweep(load_pdk(), kind, "tt")
+    x, r = fe["x_V"], fe["residual_V"]
+    saved = CellTable.load(ROOT / "tt.npz").extra
+    np.testing.assert_allclose(x, saved["frontend_x_V"], atol=1e-9)
+    np.testing.assert_allclose(r, saved["frontend_residual_V"], atol=2e-6)
+    assert r.shape == (2, 2, len(x)) and np.abs(np.interp(0.0, x, r[0, 0])) < 1e-9
+    inner = np.abs(x) <= 0.3 + 1e-9
+    assert 0.5e-3 < np.abs(r[:, :, inner]).max() < 2e-3
+    assert np.abs(r[0, 0] - r[0, 1])[inner].max() > 0.1e-3
+    mid = np.interp(-0.223, x, r[0, 0]) - (np.interp(-0.3, x, r[0, 0]) + np.interp(-0.146, x, r[0, 0])) / 2
+    assert abs(mid) > 0.1e-3

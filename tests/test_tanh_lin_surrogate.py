@@ -2,6 +2,7 @@
 characterized surface to the figure they state, the held-out check, differentiability, loading from the json alone,
 the L2 registry, and the fit on an ideal synthetic cell."""
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,38 +26,44 @@ def _worst(sur, combos, t):
 
 
 def test_committed_tt_surfaces(sur):
-    """Every characterized (cs, cd, o) surface within the stored figure, which is <= 0.52 % FS (issue: 0.5 %)."""
+    """Every characterized (cs, cd, o) surface within the stored figure, which is <= 0.5 % FS (the issue's target;
+    0.23 % at tt)."""
     t = np.load(ROOT / "tt.npz")
     meta = json.loads((ROOT / "tt.json").read_text())["meta"]
     const, combos = meta["surrogate"], meta["summary"]["combos"]
     dev = 100 * _worst(sur, combos, t) / const["i_fs_A"]
     assert dev.max() == pytest.approx(const["max_dev_pct_fs"], abs=1e-6)
-    assert dev.max() <= 0.52
+    assert dev.max() <= 0.5
+    assert len(combos) == 57 and const["format"] == 2
     assert list(combos[int(np.argmax(dev))]) == const["max_dev_at"]["combo"]
     for c, d in zip(combos, dev):
         assert d == pytest.approx(const["max_dev_per_combo_pct_fs"][",".join(map(str, c))], abs=1e-6)
-    # the old table law is ~30x further off (summary max_dev_surrogate_pct_fs, 15 %)
+    # the old table law is ~50x further off (summary max_dev_surrogate_pct_fs, 15 %)
     assert meta["summary"]["max_dev_surrogate_pct_fs"] > 20 * dev.max()
+    # the front-end sweep is in the constants: per input and sign, zero at v_cm, ~1 mV at the range ends
+    fr = np.array(const["fine_residual_V"])
+    assert fr.shape[:2] == (2, 2) and np.abs(fr).max() < 2e-3 and np.abs(fr).max() > 0.3e-3
 
 
 @pytest.mark.parametrize("corner", sorted(p.stem for p in ROOT.glob("*.json")))
 def test_every_committed_corner_reproduces_its_surfaces(corner):
     """Each committed corner's constants (loaded from its json alone) reproduce that corner's measured surfaces
-    to the stored figure (tt 0.516 %, ss 0.41 %, ff 0.85 % FS: the 0.5 % target is met at ss only)."""
+    to the stored figure, within the issue's 0.5 % FS at every corner (docs/results.md)."""
     sur_c = TanhLinStructSurrogate.from_json(ROOT / f"{corner}.json")
     t = np.load(ROOT / f"{corner}.npz")
     meta = json.loads((ROOT / f"{corner}.json").read_text())["meta"]
     dev = 100 * _worst(sur_c, meta["summary"]["combos"], t) / meta["surrogate"]["i_fs_A"]
     assert dev.max() == pytest.approx(meta["surrogate"]["max_dev_pct_fs"], abs=1e-6)
-    assert dev.max() <= 0.9
+    assert dev.max() <= 0.5
 
 
 def test_held_out_check_stored(sur):
-    """The fit without the 8 two-input combos below full code predicts them within the stored figure (< 2 % FS);
-    the fit set itself stays within ~0.5 %."""
+    """The fit without the 8 fixed two-input combos below full code predicts them within the stored figure (0.31 %
+    FS at tt, was 1.65 % before the seeded mixed draws and the loading and shape terms); the fit set stays within
+    0.5 %."""
     h = sur.const["held_out_check"]
     assert len(h["held_out"]) == 8 and [5, -10, 9] in h["held_out"] and [-8, 8, 10] in h["held_out"]
-    assert h["max_dev_pct_fs"] <= 0.52 and h["max_dev_held_out_pct_fs"] < 2.0
+    assert h["max_dev_pct_fs"] <= 0.5 and h["max_dev_held_out_pct_fs"] <= 0.5
     assert h["max_dev_held_out_at"]["combo"] in h["held_out"]
 
 
@@ -106,3 +113,30 @@ def test_fit_recovers_an_ideal_cell():
     i = sur.current_hw(torch.tensor(7), torch.tensor(-9), torch.tensor(10), torch.tensor(0.91), torch.tensor(0.905))
     want = 0.98e-6 * np.tanh(70 * 7 / 15 * 0.01 - 70 * 9 / 15 * 0.005 + 0.7)
     assert float(i) == pytest.approx(want, rel=1e-3)
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_between_grid_points_against_ngspice(tmp_path):
+    """Independent of the 9-point tables: ngspice surfaces on the 17-point grid (the 9 points and one between each
+    pair of neighbours) of a characterized full-code triple and two triples that no fit saw. The structural
+    surrogate is within 0.5 % FS on and between the grid points (measured 0.26 / 0.40 % at most over 81 triples at
+    tt; before the front-end sweep, the mixed draws and the loading and shape terms it was 3.1 / 3.4 % between
+    them: docs/results.md)."""
+    from kchip.cells.characterize import KINDS
+    from kchip.cells.code_surfaces import measure_code_surfaces
+    from kchip.cells.tanh_lin import _tanh_combos
+    from kchip.sim.l2 import load_surrogate
+    trip = [(15, 15, 8), (-11, -9, 4), (2, 15, 15)]
+    assert set(trip[1:]).isdisjoint(_tanh_combos(KINDS["tanh_lin"]))
+    cs = measure_code_surfaces("tanh_lin", "tt", trip, jobs=2, cache=tmp_path, grid_points=17)
+    sur = load_surrogate("tanh_lin", "tt")
+    g = torch.as_tensor(cs.vs)
+    VD, VS = torch.meshgrid(g, g, indexing="ij")
+    on = np.zeros((17, 17), bool)
+    on[::2, ::2] = True
+    for t in trip:
+        with torch.no_grad():
+            m = sur.current_hw(*[torch.tensor(c) for c in t], VS, VD).numpy()
+        e = 100 * np.abs(m - cs.i_d[cs.index(t)]) / sur.i_fs
+        assert e[~on].max() <= 0.5, (t, e[~on].max())
+        assert e[on].max() <= 0.5, (t, e[on].max())
