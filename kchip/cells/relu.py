@@ -254,6 +254,8 @@ def char_relu(pdk, kind, corner, n_mc, jobs=1):
     i_ub = float(sub.params["ub_units"]) * kind.i_unit
     summary, table, codetab = analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall, i_ub)
     summary["dc_runs"] = n_decks
+    from .ports import ac_relu_diff
+    summary.update(ac_relu_diff(pdk, kind, corner))
     if n_mc > 1:
         summary.update(mismatch_relu(pdk, kind, corner, n_mc, jobs))
     return summary, table, codetab
@@ -369,6 +371,8 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
         biases.append((o, f))
     gains.sort(); biases.sort()
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
+    from .ports import cm_output_conductance
+    g_cm = max(cm_output_conductance(grid, vd_grid, i_d[j], 0.1 * i_fs) for j, c in enumerate(combos) if c[0] == full)
     nominal = ideal(G_mm, i_ub)
     zero_ok = tuple(j for j in range(len(combos)) if np.max(np.abs(nominal[j])) < 0.01 * i_fs)
     table = CellTable(kind.name, corner, np.arange(len(combos)), grid, vd_grid, i_d, i_s, i_dd, {}, zero_ok)
@@ -381,6 +385,7 @@ def analyze_relu(kind, corner, combos, grid, vd_grid, i_d, i_s, i_dd, leak, wall
                    inner_span_V=2 * kind.span / 3, max_dev_inner_pct_fs=100 * dev_inner,
                    max_dev_percode_fit_inner_pct_fs=100 * dev_fit_inner,
                    kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
+                   cm_output_conductance_S=g_cm, cm_output_resistance_ohm=1 / g_cm if g_cm > 0 else float("inf"),
                    leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=wall, mc_n=0,
                    ideal_law="i = (code/15) * relu(G0*(vs-vd) + (ocode-8)*I_ub)",
                    supply_current_A={f"{c},{o}": float(i_dd[j, nd // 2, n // 2]) for j, (c, o) in enumerate(combos)})
@@ -421,7 +426,8 @@ def reanalyze_relu(corner: str, out_dir=None, plots: bool = True) -> dict:
     summary, table, codetab = analyze_relu(kind, corner, old["combos"], t.vs, t.vd, t.i_d, t.i_s, t.i_dd,
                                            old["leakage_disabled_A"], old["wall_s_dc"],
                                            old.get("i_bias_unit_nominal_A", old["i_bias_unit_A"]))
-    for k in ("wall_s_total", "dc_runs", "mc_n", "mc_combos", "sigma_gain_rel", "sigma_offset_V", "wall_s_mc"):
+    for k in ("wall_s_total", "dc_runs", "mc_n", "mc_combos", "sigma_gain_rel", "sigma_offset_V", "wall_s_mc",
+              "bandwidth_Hz", "bandwidth_per_code_Hz", "ac_lowfreq_A_per_V", "ac_vs_minus_vd_V", "wall_s_ac"):
         if k in old:
             summary[k] = old[k]
     return write_results(kind, corner, table, codetab, summary, out_dir, plots)

@@ -197,6 +197,8 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit
     theta = np.array(theta)
     params, sur = _tables_and_surrogate(kind, combos, theta, i_d, X, Y, amp, i_fs)
     kcl = float(np.max(np.abs(i_d - i_s))) / i_fs
+    from .ports import port_conductances
+    ports = port_conductances(combos, grid, grid, i_d, i_s)
     key = lambda c: ",".join(str(x) for x in c)
     ranges = dict(theta1_max_per_V=float(np.max(np.abs(params["slope_s"].values))),
                   theta2_max_per_V=float(np.max(np.abs(params["slope_d"].values))),
@@ -212,7 +214,7 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit
                    max_dev_at=dict(combo=list(combos[jw]), vs_V=float(grid[sw]), vd_V=float(grid[dw])),
                    max_dev_percode_fit_pct_fs=100 * dev_fit,
                    theta_per_combo={key(c): theta[j].tolist() for j, c in enumerate(combos)}, **ranges, **sur,
-                   kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak,
+                   kcl_mismatch_pct_fs=100 * kcl, leakage_disabled_A=leak, **ports,
                    leakage_pct_of_i_unit=100 * leak / kind.i_unit, wall_s_dc=wall, mc_n=0,
                    ideal_law="i = A tanh(S_s (cs/15) (vs-vcm) + S_d (cd/15) (vd-vcm) + T (o-8))",
                    supply_current_A={key(c): float(i_dd[j, n // 2, n // 2]) for j, c in enumerate(combos)})
