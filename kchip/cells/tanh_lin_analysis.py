@@ -165,6 +165,19 @@ def struct_surrogate(kind, combos, grid, i_d, i_fs, powers=(2, 8), frontend=None
     return const
 
 
+def _law_on_base(kind, combos, X, Y, i_d):
+    """The cell law fitted on the structured combos (`tanh_lin._base_combos`; all combos if none is among them):
+    its constants q = (A, S_s, S_d, T), its max deviation / A over those combos and over all, and where the first
+    is (combo, vd, vs indices)."""
+    from .tanh_lin import _base_combos
+    base = set(_base_combos(kind))
+    inb = np.array([c in base for c in combos]) if any(c in base for c in combos) else np.ones(len(combos), bool)
+    q, _ = _cell_law([c for c, b in zip(combos, inb) if b], X, Y, i_d[inb], kind)
+    err = np.abs(i_d - _law_surfaces(q, combos, X, Y, kind))
+    worst = np.unravel_index(int(np.argmax(np.where(inb[:, None, None], err, -1))), i_d.shape)
+    return q, float(np.max(err[inb])) / q[0], float(np.max(err)) / q[0], worst
+
+
 def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit_surrogate: bool = True,
                      frontend=None):
     """Fits, figures of merit and code tables of the tanh_lin cell from its surfaces (no simulation); with
@@ -177,18 +190,9 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit
     VS, VD = np.meshgrid(grid, grid)                # (vd, vs) layout, vs fastest
     X, Y = VS - kind.vcm, VD - kind.vcm
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
-    from .tanh_lin import _base_combos
-    base = set(_base_combos(kind))
-    jb = [j for j, c in enumerate(combos) if c in base] or list(range(len(combos)))
-    q, _ = _cell_law([combos[j] for j in jb], X, Y, i_d[jb], kind)     # the structured combos set the law (and A)
+    q, dev, dev_all, (jw, dw, sw) = _law_on_base(kind, combos, X, Y, i_d)
     amp, S_s, S_d, T = (float(v) for v in q)
     i_fs = amp
-    nominal = _law_surfaces(q, combos, X, Y, kind)
-    err = np.abs(i_d - nominal)
-    dev = float(np.max(err[jb])) / i_fs
-    dev_all = float(np.max(err)) / i_fs
-    jw, dw, sw = np.unravel_index(int(np.argmax(np.where(np.isin(np.arange(len(combos)), jb)[:, None, None], err, -1))),
-                                  i_d.shape)
     theta, dev_fit = [], 0.0
     for j, c in enumerate(combos):
         t = _fit_combo(X, Y, i_d[j], amp, (S_s * c[0] / full, S_d * c[1] / full, T * (c[2] - half)))
