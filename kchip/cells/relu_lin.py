@@ -59,7 +59,7 @@ def lin_inputs(pdk: Pdk, p: dict, n: int) -> list:
     x then gets (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) once nbx is mirrored out of x."""
     f = lambda *a, **k: L._fet(pdk, *a, **k)
     full = 2 ** n - 1
-    lines = []
+    lines = R.local_tail_bias(pdk, p)
     for i, (inp, sg) in enumerate((("s", "ngs"), ("d", "ngd")), start=1):
         sb = f"{sg}b"
         lines += [f"* input {i}: pair {inp} vs vcm; sign bit {sg} = 1 swaps the gates (theta{i} < 0)",
