@@ -140,3 +140,19 @@ def test_between_grid_points_against_ngspice(tmp_path):
         e = 100 * np.abs(m - cs.i_d[cs.index(t)]) / sur.i_fs
         assert e[~on].max() <= 0.5, (t, e[~on].max())
         assert e[on].max() <= 0.5, (t, e[on].max())
+
+
+def test_refit_from_the_committed_npz_reproduces_the_constants():
+    """The npz alone (surfaces + the front-end sweep in its extra arrays) refits the committed tt constants: the
+    same max deviation, and the same law within 0.01 % FS at every characterized point."""
+    from kchip.cells.tables import CellTable, CodeTable
+    from kchip.cells.tanh_lin_surrogate import fit_from_table
+    table, ct = CellTable.load(ROOT / "tt.npz"), CodeTable.from_json(ROOT / "tt.json")
+    assert "frontend_residual_V" in table.extra
+    const = fit_from_table(table, ct)
+    assert const["max_dev_pct_fs"] == pytest.approx(ct.meta["surrogate"]["max_dev_pct_fs"], abs=1e-3)
+    a, b = TanhLinStructSurrogate(const), TanhLinStructSurrogate(ct.meta["surrogate"])
+    VS, VD = (torch.tensor(v) for v in np.meshgrid(table.vs, table.vd))
+    for cs, cd, o in ct.meta["summary"]["combos"][::7]:
+        args = [torch.tensor(cs), torch.tensor(cd), torch.tensor(o), VS, VD]
+        assert float((a.current_hw(*args) - b.current_hw(*args)).abs().max()) < 1e-4 * a.i_fs
