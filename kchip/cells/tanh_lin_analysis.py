@@ -50,21 +50,17 @@ def _fit_combo(X, Y, i, amp, guess):
 
 def _cell_law(combos, X, Y, i_d, kind):
     """A, S_s, S_d, T of the cell law: A from the saturated points, S_s, S_d, T by least squares, then all four
-    minimax (Nelder-Mead) -> (q, nominal surfaces)."""
+    minimax (Nelder-Mead) -> q = (A, S_s, S_d, T)."""
     from scipy.optimize import least_squares, minimize
-    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
-    cs = np.array([c[0] for c in combos], float)[:, None, None] / full
-    cd = np.array([c[1] for c in combos], float)[:, None, None] / full
-    orel = np.array([c[2] - half for c in combos], float)[:, None, None]
     a0 = float(np.mean(_amplitudes(i_d)))
     q0 = np.array([a0, 70.0, 70.0, 0.35])
-    law = lambda q: q[0] * q0[0] * np.tanh(q[1] * q0[1] * cs * X + q[2] * q0[2] * cd * Y + q[3] * q0[3] * orel)
+    law = lambda q: _law_surfaces(np.asarray(q) * q0, combos, X, Y, kind)
     ls = least_squares(lambda q: (law(np.r_[1.0, q]) - i_d).ravel() / a0, x0=[1, 1, 1])
     x1 = np.r_[1.0, ls.x]
     mm = minimize(lambda q: np.max(np.abs(law(q) - i_d)), x1, method="Nelder-Mead",
                   options=dict(xatol=1e-6, fatol=1e-13, maxiter=6000))
     q = mm.x if mm.fun <= np.max(np.abs(law(x1) - i_d)) else x1
-    return q * q0, law(q)
+    return q * q0
 
 
 def _law_surfaces(q, combos, X, Y, kind):
@@ -72,7 +68,8 @@ def _law_surfaces(q, combos, X, Y, kind):
     grid for every combo."""
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     c = np.asarray(combos, float)[:, :, None, None]
-    return q[0] * np.tanh(q[1] * c[:, 0] / full * X + q[2] * c[:, 1] / full * Y + q[3] * (c[:, 2] - half))
+    cs, cd, orel = c[:, 0] / full, c[:, 1] / full, c[:, 2] - half
+    return q[0] * np.tanh(q[1] * cs * X + q[2] * cd * Y + q[3] * orel)
 
 
 def _surrogate_fit(i_d, u, amp):
@@ -172,7 +169,7 @@ def _law_on_base(kind, combos, X, Y, i_d):
     from .tanh_lin import _base_combos
     base = set(_base_combos(kind))
     inb = np.array([c in base for c in combos]) if any(c in base for c in combos) else np.ones(len(combos), bool)
-    q, _ = _cell_law([c for c, b in zip(combos, inb) if b], X, Y, i_d[inb], kind)
+    q = _cell_law([c for c, b in zip(combos, inb) if b], X, Y, i_d[inb], kind)
     err = np.abs(i_d - _law_surfaces(q, combos, X, Y, kind))
     worst = np.unravel_index(int(np.argmax(np.where(inb[:, None, None], err, -1))), i_d.shape)
     return q, float(np.max(err[inb])) / q[0], float(np.max(err)) / q[0], worst
@@ -267,7 +264,6 @@ def plot_tanh_lin(kind, table, path) -> None:
     g = np.asarray(table.vs)
     mid = len(g) // 2
     cb = [tuple(c) for c in s["combos"]]
-    full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), dpi=80)
     for j, c in enumerate(cb):
         if c[1] == 0 and c[0] != 0:
@@ -279,10 +275,7 @@ def plot_tanh_lin(kind, table, path) -> None:
     ax[0].set_title(f"{table.cell} {table.corner}: theta1 codes"); ax[1].set_title("theta2 codes")
     ax[0].legend(fontsize=5, ncol=2); ax[1].legend(fontsize=5, ncol=2)
     VS, VD = np.meshgrid(g, g)
-    a = np.array([c[0] for c in cb])[:, None, None] / full
-    b = np.array([c[1] for c in cb])[:, None, None] / full
-    o = np.array([c[2] - half for c in cb], float)[:, None, None]
-    ideal = s["amp_A"] * np.tanh(s["S_s_per_V"] * a * (VS - kind.vcm) + s["S_d_per_V"] * b * (VD - kind.vcm)
-                                 + s["T_per_lsb"] * o)
+    ideal = _law_surfaces((s["amp_A"], s["S_s_per_V"], s["S_d_per_V"], s["T_per_lsb"]), cb, VS - kind.vcm,
+                          VD - kind.vcm, kind)
     dev = np.max(np.abs(table.i_d - ideal), axis=0) / s["i_fs_A"] * 100
     save_deviation_plot(fig, ax[2], dev, g, g, s.get("max_dev_all_combos_pct_fs", s["max_dev_pct_fs"]), path)
