@@ -218,10 +218,12 @@ def _keep(*mismatch) -> tuple:
             "sigma_offset_V", "wall_s_mc")
 
 
-def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plots: bool = True, post=None) -> dict:
+def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plots: bool = True, post=None,
+                  analyze_kw=None) -> dict:
     """Recompute a three-parameter cell's fits / code tables from a saved <corner>.npz (no SPICE) with its
     `analyze` function, keeping the summary keys `keep` (AC, mismatch, wall times) from the saved table;
-    post(kind, corner, saved table, table, codetab, summary): a further step on the saved table's extra arrays."""
+    analyze_kw(saved table) -> further keyword arguments of `analyze` (from the saved table's extra arrays);
+    post(kind, corner, saved table, table, codetab, summary): a further step on them."""
     from pathlib import Path
     from .characterize import KINDS, REPO, write_results
     from .tables import CellTable
@@ -230,7 +232,8 @@ def reanalyze_lin(kind_name: str, analyze, keep, corner: str, out_dir=None, plot
     t = CellTable.load(out_dir / f"{corner}.npz")
     old = t.scalars
     summary, table, codetab = analyze(kind, corner, old["combos"], t.vs, t.i_d, t.i_s, t.i_dd,
-                                      old["leakage_disabled_A"], old["wall_s_dc"])
+                                      old["leakage_disabled_A"], old["wall_s_dc"],
+                                      **(analyze_kw(t) if analyze_kw else {}))
     summary.update({k: old[k] for k in keep if k in old})
     if post is not None:
         post(kind, corner, t, table, codetab, summary)

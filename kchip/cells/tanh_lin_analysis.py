@@ -241,16 +241,11 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit
 def reanalyze_tanh_lin(corner: str, out_dir=None, plots: bool = True) -> dict:
     """Recompute the tanh_lin fits / code tables from a saved <corner>.npz (no SPICE), with its front-end sweep
     if the npz holds one."""
-    from functools import partial
-    from pathlib import Path
-    from .characterize import REPO
     from .relu_lin_analysis import _keep, reanalyze_lin
-    from .tables import CellTable
     from .tanh_lin_surrogate import frontend_of
-    folder = Path(out_dir) if out_dir is not None else REPO / "characterization" / "tanh_lin"
-    fe = frontend_of(CellTable.load(folder / f"{corner}.npz"))
     keep = _keep("sigma_slope_rel", "sigma_theta3") + ("wall_s_frontend", "frontend_slope_A_per_V")
-    return reanalyze_lin("tanh_lin", partial(analyze_tanh_lin, frontend=fe), keep, corner, out_dir, plots)
+    return reanalyze_lin("tanh_lin", analyze_tanh_lin, keep, corner, out_dir, plots,
+                         analyze_kw=lambda saved: dict(frontend=frontend_of(saved)))
 
 
 def plot_tanh_lin(kind, table, path) -> None:
