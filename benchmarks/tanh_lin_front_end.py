@@ -40,12 +40,13 @@ def _sense_tails(text: str) -> str:
     return "\n".join(out)
 
 
-def _variant(text: str, ideal_deg: bool, tail_local, cascode: bool, i_tail: float) -> str:
+def _variant(text: str, r_deg_ideal, tail_local, cascode: bool, i_tail: float) -> str:
+    """r_deg_ideal: ohms of the ideal resistors that replace the degeneration poly (None: keep the poly)."""
     out = []
     for ln in text.splitlines():
         t = ln.split()
-        if ideal_deg and t and t[0] in ("XR1", "XR2"):
-            ln = f"R{t[0][1:]} {t[1]} {t[2]} {ideal_deg}"
+        if r_deg_ideal and t and t[0] in ("XR1", "XR2"):
+            ln = f"R{t[0][1:]} {t[1]} {t[2]} {r_deg_ideal}"
         if t and t[0].startswith(TAILS) and len(t[0]) == 5:
             if tail_local:
                 ln = ln.replace(" vbn ", " vbl ").replace("w=2 l=8", f"w={tail_local[0]:g} l={tail_local[1]:g}")
@@ -70,7 +71,7 @@ def probe(corner: str = "tt", vcm=None, design=None, ideal_deg: bool = False, ta
     pdk, kind = load_pdk(), KINDS["tanh_lin"]
     kind = dataclasses.replace(kind, design=dict(kind.design or {}, **(design or {})))
     p = dict(T.DEFAULTS, **kind.design)
-    r_deg = p["r_deg"] if ideal_deg else False
+    r_deg = p["r_deg"] if ideal_deg else None
     post = lambda text: _sense_tails(_variant(text, r_deg, tail_local, cascode_tail, 1.466e-6))
     vcm = kind.vcm if vcm is None else vcm
     r = run_deck(T.frontend_deck(pdk, kind, corner, 0.0125, vcm, post), cell="tanh_lin",
@@ -80,7 +81,7 @@ def probe(corner: str = "tt", vcm=None, design=None, ideal_deg: bool = False, ta
     v = v[inner]
     out = {}
     line = lambda y: y - np.polyval(np.polyfit(v, y, 1), v)
-    for tag, _, _ in T._FE_RUNS(2 ** kind.bits - 1):
+    for tag, _, _ in T._fe_runs(2 ** kind.bits - 1):
         ix = ((np.real(r[f"v(x{tag}.x)"]) - np.real(r[f"v(x{tag}.ref)"])) / 1e3)[inner]
         g, b = np.polyfit(v, ix, 1)
         e = line(ix) / g

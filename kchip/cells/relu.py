@@ -73,7 +73,7 @@ def _pair(pdk: Pdk, p: dict, ga: str, gb: str, sfx: str = "") -> list:
     lr = p["r_deg"] / rs * wr
     wu, lu = p["w_u"], p["l_u"]
     # tails: unit devices on the shared vbn line, or (tail_local = (W, L), an experiment: benchmarks/
-    # tanh_lin_law_range.py) W/L units on the local diode vbl of `local_tail_bias`
+    # tanh_lin_law_range.py) W/L units on the local diode vbl of `relu_lin.local_tail_bias`
     tg, (wt, lt) = ("vbl", p["tail_local"]) if p.get("tail_local") else ("vbn", (wu, lu))
     na, nb, sa, sb, ta, tb = (x + sfx for x in ("na", "nb", "sa", "sb", "ta", "tb"))
     ba, bb = (sa, sb) if p["pair_bulk"] == "source" else ("vss", "vss")
@@ -92,21 +92,6 @@ def _pair(pdk: Pdk, p: dict, ga: str, gb: str, sfx: str = "") -> list:
                 f("pfet", f"DTA{sfx}", ta, "en", "vdd", "vdd", p["w_dump"], p["l_sw"]),
                 f("pfet", f"DTB{sfx}", tb, "en", "vdd", "vdd", p["w_dump"], p["l_sw"])]
     return out
-
-
-def local_tail_bias(pdk: Pdk, p: dict) -> list:
-    """The local tail bias of `tail_local` = (W, L): a vbn unit sinks one unit current from a pfet_lvt diode, whose
-    copy sources it into an nfet diode of W/L (gate vbl): tails of W/L units on vbl then carry the same unit current
-    per device at a lower current density (weak inversion, a smaller V_DS,sat). Empty without `tail_local`."""
-    if not p.get("tail_local"):
-        return []
-    f = lambda *a, **k: L._fet(pdk, *a, **k)
-    w, l_ = p["tail_local"]
-    return ["* local tail bias (tail_local): vbn unit -> pfet mirror -> nfet diode vbl",
-            f("nfet", "LBN", "lbp", "vbn", "vss", "vss", p["w_u"], p["l_u"]),
-            f("pfet_lvt", "LBP", "lbp", "lbp", "vdd", "vdd", p["w_pu"], p["l_pu"]),
-            f("pfet_lvt", "LBC", "vbl", "lbp", "vdd", "vdd", p["w_pu"], p["l_pu"]),
-            f("nfet", "LBD", "vbl", "vbl", "vss", "vss", w, l_)]
 
 
 def _on(p: dict) -> str:

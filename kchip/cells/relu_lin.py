@@ -52,6 +52,21 @@ def _tgate(pdk, p, name, a, b, on, off):
             L._fet(pdk, "pfet", f"{name}P", a, off, b, "vdd", 2 * p["w_tg"], p["l_tg"])]
 
 
+def local_tail_bias(pdk: Pdk, p: dict) -> list:
+    """The local tail bias of `tail_local` = (W, L): a vbn unit sinks one unit current from a pfet_lvt diode, whose
+    copy sources it into an nfet diode of W/L (gate vbl): tails of W/L units on vbl then carry the same unit current
+    per device at a lower current density (weak inversion, a smaller V_DS,sat). Empty without `tail_local`."""
+    if not p.get("tail_local"):
+        return []
+    f = lambda *a, **k: L._fet(pdk, *a, **k)
+    w, l_ = p["tail_local"]
+    return ["* local tail bias (tail_local): vbn unit -> pfet mirror -> nfet diode vbl",
+            f("nfet", "LBN", "lbp", "vbn", "vss", "vss", p["w_u"], p["l_u"]),
+            f("pfet_lvt", "LBP", "lbp", "lbp", "vdd", "vdd", p["w_pu"], p["l_pu"]),
+            f("pfet_lvt", "LBC", "vbl", "lbp", "vdd", "vdd", p["w_pu"], p["l_pu"]),
+            f("nfet", "LBD", "vbl", "vbl", "vss", "vss", w, l_)]
+
+
 def lin_inputs(pdk: Pdk, p: dict, n: int) -> list:
     """The two signed, 4-bit programmable transconductors (shared by relu_lin and tanh_lin): pair i (gates
     input / vcm, swapped by the sign bit through transmission gates), its branch currents into cascoded pfet_lvt
@@ -59,7 +74,7 @@ def lin_inputs(pdk: Pdk, p: dict, n: int) -> list:
     x then gets (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) once nbx is mirrored out of x."""
     f = lambda *a, **k: L._fet(pdk, *a, **k)
     full = 2 ** n - 1
-    lines = R.local_tail_bias(pdk, p)
+    lines = local_tail_bias(pdk, p)
     for i, (inp, sg) in enumerate((("s", "ngs"), ("d", "ngd")), start=1):
         sb = f"{sg}b"
         lines += [f"* input {i}: pair {inp} vs vcm; sign bit {sg} = 1 swaps the gates (theta{i} < 0)",

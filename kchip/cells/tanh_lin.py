@@ -260,7 +260,7 @@ def frontend_deck(pdk, kind, corner, step: float = FRONTEND_STEP, vcm: float | N
              f".temp {pdk.temperature_c}", ".options gmin=1e-15 reltol=1e-4 abstol=1e-15 rshunt=1e12", cells,
              f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}", "XB iref vbn vcp vcn vk vdd 0 kc_bias",
              f"Ven en 0 {pdk.vdd}", f"Vcm vcm 0 {vcm}", f"Vx vx 0 dc {vcm}", f"Vh h 0 {vcm}"]
-    for tag, cs, cd in _FE_RUNS(full):
+    for tag, cs, cd in _fe_runs(full):
         sn, dn = ("vx", "h") if cs else ("h", "vx")
         lines += _inst(kind, sub, tag, cs, cd, half, s=sn, d=dn)
     lim = kind.span + 0.01
@@ -268,7 +268,8 @@ def frontend_deck(pdk, kind, corner, step: float = FRONTEND_STEP, vcm: float | N
     return "\n".join(lines + [f".dc Vx {vcm - lim:.6f} {vcm - lim + n * step:.6f} {step:.6f}", ".end"])
 
 
-def _FE_RUNS(full):
+def _fe_runs(full):
+    """The front-end deck's instances: (tag, cs, cd) with +15 / -15 on s, then on d."""
     return (("sp", full, 0), ("sm", -full, 0), ("dp", 0, full), ("dm", 0, -full))
 
 
@@ -289,7 +290,7 @@ def frontend_sweep(pdk, kind, corner, step: float = FRONTEND_STEP, vcm: float | 
     full = 2 ** kind.bits - 1
     res, slope = np.zeros((2, 2, len(x))), np.zeros((2, 2))
     inner = np.abs(x) <= kind.span + 1e-9
-    for k, (tag, _, _) in enumerate(_FE_RUNS(full)):
+    for k, (tag, _, _) in enumerate(_fe_runs(full)):
         ix = (np.real(r[f"v(x{tag}.x)"]) - np.real(r[f"v(x{tag}.ref)"])) / 1e3
         ix = ix - np.interp(0.0, x, ix)
         g = float(np.polyfit(x[inner], ix[inner], 1)[0])
