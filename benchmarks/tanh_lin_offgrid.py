@@ -2,6 +2,8 @@
 the triple's measured residual on the 9-point grid, bilinear: `kchip.sim.l2.surrogate_model(code_surfaces=...)`),
 against surfaces measured on the 17-point grid (`tanh_lin.grid_volts(kind, 17)` holds the 9-point grid and one
 point between each pair of its neighbours). Triples: the 41 characterized ones and 24 seeded random ones.
+Also the cell law's deviation (4 constants of the committed json) on all 17 x 17 points of both sets: the law
+deviation between the grid points and on codes never characterized.
 Prints the max error in % of A on and off the 9-point grid, over the full range and within |x|, |y| <= lim.
 
     python benchmarks/tanh_lin_offgrid.py [--corner tt] [--jobs 2]
@@ -33,7 +35,12 @@ def main(argv=None) -> int:
     rand = sorted(rand - set(char))
     cs = measure_code_surfaces("tanh_lin", a.corner, char + rand, jobs=a.jobs, log=print, grid_points=17)
     print(f"{len(char) + len(rand)} triples on 17 x 17, {cs.info['measured']} measured, {cs.info['wall_s']:.0f} s")
-    amp = json.loads((REPO / "characterization" / "tanh_lin" / f"{a.corner}.json").read_text())["meta"]["amp_A"]
+    meta = json.loads((REPO / "characterization" / "tanh_lin" / f"{a.corner}.json").read_text())["meta"]
+    amp = meta["amp_A"]
+    from kchip.cells.tanh_lin_analysis import _law_surfaces
+    sm = meta["summary"]
+    q_law = (sm["amp_A"], sm["S_s_per_V"], sm["S_d_per_V"], sm["T_per_lsb"])
+    XX, YY = np.meshgrid(cs.vs - kind.vcm, cs.vs - kind.vcm)           # (vd, vs) layout, vs fastest
     sur = load_surrogate("tanh_lin", a.corner)
     g = torch.as_tensor(cs.vs)
     VD, VS = torch.meshgrid(g, g, indexing="ij")
@@ -57,6 +64,10 @@ def main(argv=None) -> int:
                     rows[k] = max(rows.get(k, (0.0,)), (100 * float(e[inside & ~on].max()) / amp, t))
             rows[("structural on grid", 0.31)] = max(rows.get(("structural on grid", 0.31), (0.0,)),
                                                       (100 * float(np.abs(m - meas)[on].max()) / amp, t))
+            # the cell law (the "ideal law it targets", constants of the committed json) on every point
+            law = _law_surfaces(q_law, [t], XX, YY, kind)[0]
+            rows[("cell law (% of its A)", 0.31)] = max(rows.get(("cell law (% of its A)", 0.31), (0.0,)),
+                                                         (100 * float(np.abs(law - meas).max()) / q_law[0], t))
         for (what, lim), (v, t) in sorted(rows.items()):
             print(f"{a.corner} {name:13s} {what:20s} |x|,|y| <= {lim:.2f} V: max {v:.2f} % A at {t}")
     return 0

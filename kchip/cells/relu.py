@@ -72,8 +72,8 @@ def _pair(pdk: Pdk, p: dict, ga: str, gb: str, sfx: str = "") -> list:
     rs = float(res["rs_ohm_per_sq"]); wr = float(p["w_r"])
     lr = p["r_deg"] / rs * wr
     wu, lu = p["w_u"], p["l_u"]
-    # tails: unit devices on the shared vbn line, or (tail_local = (W, L), an experiment: benchmarks/
-    # tanh_lin_law_range.py) W/L units on the local diode vbl of `relu_lin.local_tail_bias`
+    # tails: unit devices on the shared vbn line, or (tail_local = (W, L): tanh_lin's default since session 12)
+    # W/L units on the local diode vbl of `relu_lin.local_tail_bias`
     tg, (wt, lt) = ("vbl", p["tail_local"]) if p.get("tail_local") else ("vbn", (wu, lu))
     na, nb, sa, sb, ta, tb = (x + sfx for x in ("na", "nb", "sa", "sb", "ta", "tb"))
     ba, bb = (sa, sb) if p["pair_bulk"] == "source" else ("vss", "vss")

@@ -3,9 +3,10 @@
     i(s->d) = I_T tanh(theta1 (vs - v_cm) + theta2 (vd - v_cm) + theta3)
     theta1 = K (+-gs/15) G_s,  theta2 = K (+-gd/15) G_d,  theta3 = K (ocode - 8) I_ub / ub_div,  K = k_pair R
 
-  - front end = relu_lin's (`relu_lin.lin_inputs`): two degenerated lvt pairs (vs / vcm and vd / vcm), sign
-    bits swap their gates, 4-bit binary pfet_lvt legs put (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) into
-    node X (B legs through the nbx mirror);
+  - front end = relu_lin's circuit (`relu_lin.lin_inputs`) at its own sizes (DEFAULTS): two degenerated lvt pairs
+    (vs / vcm and vd / vcm; 128/4, split tails on a local weak-inversion diode), sign bits swap their gates, 4-bit
+    binary pfet_lvt legs put (gs/15)(I_A1 - I_B1) + (gd/15)(I_A2 - I_B2) into node X (B legs through the nbx
+    mirror);
   - bias: relu_diff's offset-binary DAC (`relu._bias_legs`) into two pfet diodes of ub_div units each, copied
     1:1 unit (so divided by ub_div) into X and nbx: X gets + (ocode - 8) I_ub / ub_div (a finer theta3 step);
   - current -> voltage: an xhigh-poly resistor R (r_conv) from X to REF: V_X - V_REF = R I_x by Ohm's law,
@@ -31,7 +32,17 @@ from . import relu_lin as RL
 from . import sweep as SW
 
 DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=16.0, l_cl=1.0,
-                w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0)
+                w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0,
+                w_in=128.0, l_in=4.0, tail_local=(64.0, 8.0), w_nb=8.0, w_nc=128.0)
+# Session 12 (docs/cells.md "tanh_lin front end, session 12"): at ~74 /V a cancellation line needs the two
+# transconductors to agree within ~0.1 mV over +-0.3 V, and the standing currents they carry (2 x 1.47 uA per
+# input) to reach X through the A path (pfet legs) and the B path (pfet legs -> nbx nfet mirror) with the same
+# gain within ~5e-5. Measured with ideal parts put in one at a time: the front end's even-order residual and the
+# nbx mirror's gain error were the two large terms. w_in/l_in (relu_lin: 16/1): a longer, wider lvt pair (weaker
+# inversion, less DIBL: the even residual at +-0.3 V from -1.07 to -0.08 mV). tail_local (W, L): the split tails
+# as W/L units on a local weak-inversion diode, which keeps them saturated where the low input's source falls to
+# ~0.3 V. w_nb/w_nc (were w_n 16 / w_nc 16): the nbx mirror's main devices narrower and its cascodes wider, so the
+# main devices keep their V_DS at 3 uA (offset per full-code input from -0.011 to -0.004 in theta3 units).
 # r_conv: the I -> V resistor (sky130 xhigh_po, 2000 ohm/sq, width w_rc): theta1 per volt at full code
 # ~ k_pair r_conv G ~ 12.5 * 1.6 MOhm * 2.5 uA/V ~ 50 /V. ub_div: the bias DAC's unit (relu's I_ub ~ 175 nA) is
 # divided by this pfet mirror ratio, so the theta3 step is ~ k_pair r_conv I_ub / ub_div ~ 0.35.
