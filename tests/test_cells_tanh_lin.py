@@ -85,6 +85,27 @@ def test_analysis_recovers_an_ideal_cell():
     assert q["tanh_lin.offset"].signed is False and q["tanh_lin.slope_d"].signed is True
 
 
+def test_offset_table_survives_saturated_flat_combos():
+    """The bias series (0, 0, o) is flat: i = A tanh(theta3). At o = 0 / 15 it sits within ~0.3 % of A, where a small
+    dependence on vd (the d pin's output resistance; here +-0.6 % of A over the range, past A at one end) moves the
+    per-combo theta3 far; the offset table weights those rows by sech^2(theta3) and keeps equal steps (session 12:
+    unweighted, the committed tt table's steps alternated 0.59 / 0.19)."""
+    kind = KINDS["tanh_lin"]
+    combos = _tanh_combos(kind)
+    grid = grid_volts(kind)
+    i_d = _ideal(kind, combos, grid, T=0.42)
+    VS, VD = np.meshgrid(grid, grid)
+    for j, (cs, cd, o) in enumerate(combos):
+        if cs == 0 and cd == 0:
+            i_d[j] += 0.98e-6 * 0.006 * (VD - 0.9) / 0.3
+    s, table, ct = analyze_tanh_lin(kind, "tt", combos, grid, i_d, i_d.copy(), np.zeros_like(i_d), 1e-15, 1.0,
+                                  fit_surrogate=False)
+    off = ct.params["offset"].value(np.arange(16))
+    assert np.all(np.diff(off) > 0.3) and np.ptp(np.diff(off)) < 0.006, off      # unweighted: 0.017
+    np.testing.assert_allclose(off[4:13], 0.42 * (np.arange(4, 13) - 8), atol=0.03)
+    assert s["offset_table_resid"] < 0.005                                          # unweighted: 0.042
+
+
 def test_surrogate_ideal_and_gradcheck():
     kind = KINDS["tanh_lin"]
     combos = _tanh_combos(kind)

@@ -166,7 +166,7 @@ def struct_surrogate(kind, combos, grid, i_d, i_fs, powers=(2, 8), frontend=None
     return const
 
 
-def _law_on_base(kind, combos, X, Y, i_d):
+def _law_fit(kind, combos, X, Y, i_d):
     """The cell law fitted on every characterized combo: its constants q = (A, S_s, S_d, T), its max deviation / A
     over the structured combos (`tanh_lin._base_combos`; all combos if none is among them) and over all combos (the
     acceptance figure, since session 12: the seeded mixed draws are codes too), and where the latter is (combo, vd,
@@ -192,7 +192,7 @@ def analyze_tanh_lin(kind, corner, combos, grid, i_d, i_s, i_dd, leak, wall, fit
     VS, VD = np.meshgrid(grid, grid)                # (vd, vs) layout, vs fastest
     X, Y = VS - kind.vcm, VD - kind.vcm
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
-    q, dev, dev_all, (jw, dw, sw) = _law_on_base(kind, combos, X, Y, i_d)
+    q, dev, dev_all, (jw, dw, sw) = _law_fit(kind, combos, X, Y, i_d)
     amp, S_s, S_d, T = (float(v) for v in q)
     i_fs = amp
     theta, dev_fit = [], 0.0
