@@ -32,7 +32,7 @@ def _edit(text: str, parts, g: float, i0: float, r_conv: float) -> str:
     for ln in text.splitlines():
         w = ln.split()
         name = w[0] if w else ""
-        if "fe" in parts and name[:3] in ("XM1", "XM2", "XR1", "XR2") and name[3:] in ("", "1", "2") and len(name) <= 4:
+        if "fe" in parts and name in ("XM11", "XM21", "XR1", "XM12", "XM22", "XR2"):
             i = name[-1]
             if name.startswith("XM1"):
                 out += [f"BA{i} na{i} 0 I = {i0:.6g} + {g / 2:.6g} * (V(g{i}a) - V(g{i}b))",

@@ -34,8 +34,8 @@ from . import sweep as SW
 DEFAULTS = dict(RL.DEFAULTS, enable="output", r_conv=1.6e6, w_rc=0.35, ub_div=14, w_cl=16.0, l_cl=1.0,
                 w_rp=2.0, l_rp=8.0, w_rn=8.0, l_rn=8.0, tail_t=15, w_tt=1.022, l_tt=4.0, w_ttc=1.0, l_ttc=1.0,
                 w_in=128.0, l_in=4.0, tail_local=(64.0, 8.0), w_nb=8.0, w_nc=128.0)
-# Session 12 (docs/cells.md "tanh_lin front end, session 12"): at ~74 /V a cancellation line needs the two
-# transconductors to agree within ~0.1 mV over +-0.3 V, and the standing currents they carry (2 x 1.47 uA per
+# Session 12 (docs/cells.md, tanh_lin, "Session 12: the 1.5 % target met at tt"): at ~74 /V a cancellation line
+# needs the two transconductors to agree within ~0.1 mV over +-0.3 V, and the standing currents they carry (2 x 1.47 uA per
 # input) to reach X through the A path (pfet legs) and the B path (pfet legs -> nbx nfet mirror) with the same
 # gain within ~5e-5. Measured with ideal parts put in one at a time: the front end's even-order residual and the
 # nbx mirror's gain error were the two large terms. w_in/l_in (relu_lin: 16/1): a longer, wider lvt pair (weaker
