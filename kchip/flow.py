@@ -221,6 +221,8 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
            "full_scale": fs, "vs_L1": cmp(y, l1), "vs_L0": cmp(y, l0)}
     if info.get("merge"):
         res["merge"] = {k: v for k, v in info["merge"].items() if k != "deck"}
+    if any(info.get("op_search") or ()):
+        res["op_search"] = info["op_search"]       # per chunk: failed search steps that a later step recovered
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' surrogates in the ODE
         res.update(_l2_transistor(ctx, spec, x, y, y_true, l0, info, cmp, tight, cfg))
     if y_true is not None:

@@ -82,3 +82,33 @@ def test_ascii_raw_parser(tmp_path):
                  " 0\t0.0\n\t1.5\n\n 1\t1.0\n\t2.5\n")
     (p,) = read_raw(f)
     np.testing.assert_allclose(p["v(b)"], [1.5, 2.5])
+
+
+def _wrapped_ngspice(tmp_path, name, body):
+    exe = tmp_path / name
+    exe.write_text("#!/bin/sh\n" + body)
+    exe.chmod(0o755)
+    return str(exe)
+
+
+@needs_ng
+def test_operating_point_found_after_a_failed_gmin_step_is_not_an_error(tmp_path):
+    """ngspice 39 searches the operating point in steps (Newton, gmin stepping, source stepping, a transient
+    ramp): a failed step that a later one recovers is a warning, kept in extra["op_search"] (the log lines come
+    from a wrapper around the real ngspice, which then solves the deck)."""
+    real = shutil.which("ngspice")
+    exe = _wrapped_ngspice(tmp_path, "ng_recovers", "echo 'Warning: Dynamic gmin stepping failed'\n"
+                           "echo 'Note: Starting source stepping'\n" f"exec {real} \"$@\"\n")
+    res = run_deck(RC, cell="chip", point="forward", ngspice=exe)
+    assert res.plots[1]["v(b)"][0] == pytest.approx(0.75)          # the .op plot
+    assert "Dynamic gmin stepping failed" in res.extra["op_search"]
+    assert "op_search" not in run_deck(RC, cell="chip", point="forward").extra
+
+
+@needs_ng
+def test_failed_operating_point_search_without_results_names_cell_and_point(tmp_path):
+    exe = _wrapped_ngspice(tmp_path, "ng_fails", "echo 'Warning: Dynamic gmin stepping failed'\n"
+                           "echo 'Warning: source stepping failed'\nexit 1\n")
+    with pytest.raises(ConvergenceError, match=r"cell chip, point forward: ngspice did not converge: Warning: "
+                                               r"Dynamic gmin stepping failed; Warning: source stepping failed"):
+        run_deck(RC, cell="chip", point="forward", ngspice=exe)

@@ -165,10 +165,15 @@ def read_raw(path) -> List[Plot]:
 # ----------------------------------------------------------------------------------------------- errors
 _INC_RE = re.compile(r"^\s*\.(include|inc|lib)\s+(\"[^\"]+\"|'[^']+'|\S+)", re.I | re.M)
 _CONV_PATTERNS = [
-    r"timestep too small", r"gmin stepping failed", r"source stepping failed", r"no convergence",
+    r"timestep too small", r"no convergence",
     r"iteration limit reached", r"singular matrix", r"dc solution failed", r"simulation\(s\) aborted",
     r"transient solution failed", r"op point failed", r"analysis failed",
 ]
+# steps of ngspice's operating-point search (direct Newton, dynamic then true gmin stepping, source stepping, then
+# a transient ramp, "optran", standard since ngspice 39): one step failing is a warning when a later one finds the
+# point. They are an error only when the run also lacks its results (a failed search ends in "DC solution failed"
+# or an aborted analysis, both above); else SimResult.extra["op_search"] records them.
+_OP_STEP_PATTERNS = [r"gmin stepping failed", r"source stepping failed", r"transient op failed"]
 _MISSING_PATTERNS = [r"could not find include file", r"can't find", r"cannot open", r"could not open"]
 
 
@@ -276,6 +281,10 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
             lines = [ln for ln in log.splitlines() if any(re.search(p, ln.lower()) for p in conv)]
             raise ConvergenceError(f"{_where(cell, point)}: ngspice did not converge: "
                                    f"{'; '.join(dict.fromkeys(l.strip() for l in lines[:3]))}", log)
+        steps = [ln.strip() for ln in log.splitlines() if any(re.search(p, ln.lower()) for p in _OP_STEP_PATTERNS)]
+        if steps and not raw.exists():
+            raise ConvergenceError(f"{_where(cell, point)}: ngspice did not converge: "
+                                   f"{'; '.join(dict.fromkeys(steps[:3]))}", log)
         if not raw.exists():
             errs = [ln.strip() for ln in log.splitlines() if "error" in ln.lower()][:5]
             raise NgspiceError(f"{_where(cell, point)}: ngspice wrote no results (rc={pr.returncode}): "
@@ -296,7 +305,8 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
                     bad = int(np.flatnonzero(~np.isfinite(v))[0])
                     raise ConvergenceError(f"{_where(cell, point)}: analysis {k} ({pl.name}) vector {nm} "
                                            f"is not finite at point index {bad}", log)
-        return SimResult(plots, log, wall, wd if keep is not None else None, cpu)
+        extra = {"op_search": "; ".join(dict.fromkeys(steps))} if steps else {}
+        return SimResult(plots, log, wall, wd if keep is not None else None, cpu, extra)
     finally:
         if tmp is not None:
             tmp.cleanup()

@@ -187,7 +187,8 @@ def _run_chunk(args) -> Dict:
     out = np.stack([np.interp(tb.read_times, t, plot[f"v(out_{j})"]) for j in tb.outputs], axis=1)
     y = (out - spec.scaling.v_cm) / spec.scaling.v_u
     wave = {k: plot[k] for k in waves} if waves else {}
-    return {"y": y, "wall_s": res.wall_s, "cpu_s": res.cpu_s, "time": t if waves else None, "waves": wave}
+    return {"y": y, "wall_s": res.wall_s, "cpu_s": res.cpu_s, "time": t if waves else None, "waves": wave,
+            "op_search": res.extra.get("op_search")}
 
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
@@ -242,6 +243,8 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     info = {"wall_s": [r["wall_s"] for r in results], "cpu_s": [r["cpu_s"] for r in results], "merge": merge_info,
             "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
             "wall_total_s": time.perf_counter() - t_start,
+            # operating-point search steps that failed before a later one found the point (kchip.sim.ngspice)
+            "op_search": [r["op_search"] for r in results],
             "time": results[0]["time"], "waves": results[0]["waves"]}
     return y, info
 
