@@ -248,3 +248,22 @@ def test_tanh_lin_chip_follows_its_L2_model(tmp_path):
     from chiprun import chip_and_l2
     y, l2, _, _, _ = chip_and_l2(_lin_spec(TANH_P, "tanh_lin"), tmp_path, codelaw=False)
     assert np.max(np.abs(y - l2)) < 0.03, (y.ravel(), l2.ravel())
+
+
+def test_transistor_run_limit_adds_the_operating_point_allowance(tmp_path, monkeypatch):
+    """At the transistor level an ngspice run may take timeout_per_input x its inputs plus OP_ALLOWANCE_S (the
+    operating point, once per run); the limit is what run_deck gets."""
+    import kchip.sim.simulate as S
+    spec = _lin_spec()
+    deck = tmp_path / "chip.spice"
+    deck.write_text(build_netlist(spec, "transistor", "tt"))
+
+    def spy(deck_text, **kw):          # runs in the worker process: report the limit through the error
+        raise S.NgspiceError(f"limit {kw['timeout']}")
+
+    monkeypatch.setattr(S, "run_deck", spy)
+    x = np.array([[0.5, -0.5], [-0.8, 0.3]])
+    with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 3620\.0"):
+        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False, timeout_per_input=10)
+    with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 10800\.0"):
+        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False)
