@@ -177,6 +177,11 @@ _OP_STEP_PATTERNS = [r"gmin stepping failed", r"source stepping failed", r"trans
 _MISSING_PATTERNS = [r"could not find include file", r"can't find", r"cannot open", r"could not open"]
 
 
+def _log_lines(log: str, patterns: Sequence[str]) -> List[str]:
+    """The stripped lines of an ngspice log that match any of the (lower-case) patterns."""
+    return [ln.strip() for ln in log.splitlines() if any(re.search(p, ln.lower()) for p in patterns)]
+
+
 def _where(cell: Optional[str], point: Optional[str]) -> str:
     return f"cell {cell or '?'}, point {point or '?'}"
 
@@ -278,10 +283,9 @@ def run_deck(deck: str, *, cell: Optional[str] = None, point: Optional[str] = No
                                        f"{m.group(0).strip()}", log)
         conv = [p for p in _CONV_PATTERNS if re.search(p, low)]
         if conv:
-            lines = [ln for ln in log.splitlines() if any(re.search(p, ln.lower()) for p in conv)]
             raise ConvergenceError(f"{_where(cell, point)}: ngspice did not converge: "
-                                   f"{'; '.join(dict.fromkeys(l.strip() for l in lines[:3]))}", log)
-        steps = [ln.strip() for ln in log.splitlines() if any(re.search(p, ln.lower()) for p in _OP_STEP_PATTERNS)]
+                                   f"{'; '.join(dict.fromkeys(_log_lines(log, conv)[:3]))}", log)
+        steps = _log_lines(log, _OP_STEP_PATTERNS)
         if steps and not raw.exists():
             raise ConvergenceError(f"{_where(cell, point)}: ngspice did not converge: "
                                    f"{'; '.join(dict.fromkeys(steps[:3]))}", log)
