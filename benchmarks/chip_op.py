@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ import numpy as np
 from kchip.netlist import TRANSISTOR_OPTIONS, build_netlist
 from kchip.quantize.chipspec import ChipSpec
 from kchip.sim.merge import merge_parallel_cells
-from kchip.sim.ngspice import DEFAULT_SPICEINIT
+from kchip.sim.ngspice import DEFAULT_SPICEINIT, NgspiceError, run_deck
 from kchip.sim.simulate import testbench
 
 
@@ -47,39 +45,32 @@ def sub_spec(d: dict, k: int) -> ChipSpec:
     return ChipSpec.from_json(json.dumps(dd))
 
 
-def op_deck(spec: ChipSpec, folder: Path, options: str) -> Path:
+def op_deck(spec: ChipSpec, folder: Path, options: str) -> str:
+    """The first inference's testbench around the merged deck (written to folder), `.op` in place of `.tran`."""
     text, _ = merge_parallel_cells(build_netlist(spec, "transistor", "tt"))
     chip = folder / "chip.spice"
     chip.write_text(text)
     x = np.zeros((1, len(spec.input_nodes())))
-    deck = testbench(chip, spec, x, "forward", options=options).deck
-    deck = re.sub(r"^\.tran.*$", ".op", deck, flags=re.M)
-    deck = re.sub(r"^(\.save.*|\.end\s*)$", "", deck, flags=re.M) + "\n.control\nrun\nquit\n.endc\n.end\n"
-    (folder / "op.sp").write_text(deck)
-    return folder / "op.sp"
+    return re.sub(r"^\.tran.*$", ".op", testbench(chip, spec, x, "forward", options=options).deck, flags=re.M)
 
 
 def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
+    """One variant through kchip's own runner (`run_deck`: .spiceinit, one thread, error detection)."""
     name, _, arg = variant.partition(":")
-    options, init = TRANSISTOR_OPTIONS, DEFAULT_SPICEINIT + "set num_threads=1\n"
+    options, init = TRANSISTOR_OPTIONS, DEFAULT_SPICEINIT
     if arg.startswith("optran"):
         init += arg + "\n"
     elif arg:
         options = f"{TRANSISTOR_OPTIONS} {arg}"
     with tempfile.TemporaryDirectory(prefix="kchip_op_") as tmp:
-        folder = Path(tmp)
-        op_deck(spec, folder, options)
-        (folder / ".spiceinit").write_text(init)
+        deck = op_deck(spec, Path(tmp), options)
         t0 = time.perf_counter()
         try:
-            pr = subprocess.run(["ngspice", "-b", "op.sp"], cwd=folder, capture_output=True, text=True,
-                                timeout=timeout, env=dict(os.environ, OMP_NUM_THREADS="1"))
-            log, found = pr.stdout + pr.stderr, None
-        except subprocess.TimeoutExpired:
-            log, found = "", f"no result within {timeout:.0f} s"
+            log, found = run_deck(deck, cell="chip", point=f"op {name}", timeout=timeout, spiceinit=init,
+                                  threads=1).log, True
+        except NgspiceError as exc:
+            log, found = exc.log, str(exc)
     low = log.lower()
-    if found is None:
-        found = not ("dc solution failed" in low or "transient op failed" in low or "aborted" in low)
     return {"variant": name, "seconds": round(time.perf_counter() - t0, 1), "gmin_tries": log.count("Trying gmin"),
             "source_steps": log.count("Supplies reduced"), "optran": "transient op started" in low, "found": found}
 
