@@ -6,7 +6,8 @@
 Sub-chips keep the first K edges of every period of the given ChipSpec (same cells, codes and scaling), are built
 at the transistor level with the standard-cell sequencer and merged as `kchip simulate` merges them, and get
 the first inference's testbench with `.op` in place of `.tran`. A variant is `name`, `name:<.options words>`, or
-`name:optran ...` (an ngspice `optran` command for .spiceinit). Prints, per size and variant: seconds, dynamic
+`name:optran ...` (an ngspice `optran` command for .spiceinit); the variant named `init` starts Newton from
+kchip.sim.opinit's initial state (as `kchip simulate` does). Prints, per size and variant: seconds, dynamic
 gmin tries, source steps, whether the transient op ran, and whether ngspice found the point. Side by side in
 one process, one ngspice at a time (set OMP_NUM_THREADS=1; nothing else running).
 """
@@ -27,6 +28,7 @@ from kchip.netlist import TRANSISTOR_OPTIONS, build_netlist
 from kchip.quantize.chipspec import ChipSpec
 from kchip.sim.merge import merge_parallel_cells
 from kchip.sim.ngspice import DEFAULT_SPICEINIT, NgspiceError, run_deck
+from kchip.sim.opinit import pulls
 from kchip.sim.simulate import testbench
 
 
@@ -55,7 +57,8 @@ def op_deck(spec: ChipSpec, folder: Path, options: str) -> str:
 
 
 def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
-    """One variant through kchip's own runner (`run_deck`: .spiceinit, one thread, error detection)."""
+    """One variant through kchip's own runner (`run_deck`: .spiceinit, one thread, error detection). Variant
+    `init` adds kchip.sim.opinit's pulls (what `kchip simulate` does) and counts their cost in `init_s`."""
     name, _, arg = variant.partition(":")
     options, init = TRANSISTOR_OPTIONS, DEFAULT_SPICEINIT
     if arg.startswith("optran"):
@@ -63,7 +66,11 @@ def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
     elif arg:
         options = f"{TRANSISTOR_OPTIONS} {arg}"
     with tempfile.TemporaryDirectory(prefix="kchip_op_") as tmp:
-        deck = op_deck(spec, Path(tmp), options)
+        deck, init_s = op_deck(spec, Path(tmp), options), 0.0
+        if name == "init":
+            t0 = time.perf_counter()
+            text, _ = pulls(deck, Path(tmp) / "chip.spice", release_s=1e-9)
+            deck, init_s = deck.replace("\n.end\n", "\n" + text + ".end\n"), time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
             log, found = run_deck(deck, cell="chip", point=f"op {name}", timeout=timeout, spiceinit=init,
@@ -71,7 +78,8 @@ def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
         except NgspiceError as exc:
             log, found = exc.log, str(exc)
     low = log.lower()
-    return {"variant": name, "seconds": round(time.perf_counter() - t0, 1), "gmin_tries": log.count("Trying gmin"),
+    return {"variant": name, "seconds": round(time.perf_counter() - t0, 1), "init_s": round(init_s, 1),
+            "gmin_tries": log.count("Trying gmin"),
             "source_steps": log.count("Supplies reduced"), "optran": "transient op started" in low, "found": found}
 
 

@@ -200,7 +200,8 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
                        jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out,
-                       timeout_per_input=cfg.get("timeout_per_input_s"), merge=bool(cfg.get("merge", True)))
+                       timeout_per_input=cfg.get("timeout_per_input_s"), merge=bool(cfg.get("merge", True)),
+                       op_init=bool(cfg.get("op_init", True)))
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
@@ -221,6 +222,8 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
            "full_scale": fs, "vs_L1": cmp(y, l1), "vs_L0": cmp(y, l0)}
     if info.get("merge"):
         res["merge"] = {k: v for k, v in info["merge"].items() if k != "deck"}
+    if any(info.get("op_init") or ()):
+        res["op_init"] = info["op_init"]           # per chunk: the operating point's initial state (kchip.sim.opinit)
     if any(info.get("op_search") or ()):
         res["op_search"] = info["op_search"]       # per chunk: failed search steps that a later step recovered
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' surrogates in the ODE

@@ -1,5 +1,6 @@
 """Transistor-level chips of the three-parameter ReLU law (Eq. 12) on the relu_lin cell: codes from the measured
 tables, I_u rule, clipping report, deck wiring; slow: the chip follows its L2 model in ngspice."""
+import re
 import shutil
 from pathlib import Path
 
@@ -264,6 +265,49 @@ def test_transistor_run_limit_adds_the_operating_point_allowance(tmp_path, monke
     monkeypatch.setattr(S, "run_deck", spy)
     x = np.array([[0.5, -0.5], [-0.8, 0.3]])
     with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 3620\.0"):
-        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False, timeout_per_input=10)
+        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False, timeout_per_input=10, op_init=False)
     with pytest.raises(S.NgspiceError, match=r"inputs 0\.\.1: limit 10800\.0"):
-        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False)
+        S.simulate(deck, spec, x, jobs=1, chunk=2, merge=False, op_init=False)
+
+
+def test_transistor_run_gets_the_initial_state_pulls(tmp_path, monkeypatch):
+    """At the transistor level the deck ngspice gets carries kchip.sim.opinit's pulls, released a quarter of the
+    time before the first enable (sequencer control: half a clock); if the state cannot be built, the deck goes
+    without them and the reason is kept."""
+    import kchip.sim.simulate as S
+    spec = _lin_spec()
+    deck = tmp_path / "chip.spice"
+    deck.write_text(build_netlist(spec, "transistor", "tt"))
+    t_clk = read_header(deck.read_text())["sequencer"]["t_clk"]
+
+    def fake_pulls(tb, chip_path, release_s, **kw):     # (runs in the worker process)
+        if release_s < 0:
+            raise ValueError("no state")
+        return f"Bkchip_hint0 a 0 I = 0\n* release {release_s / t_clk:.6f} t_clk\n", {"cell_nodes": 1}
+
+    def spy(deck_text, **kw):
+        chip = Path(re.search(r"^\.include (\S+)", deck_text, re.M).group(1)).read_text()
+        rel = re.search(r"^\* release (\S+) t_clk$", deck_text, re.M)
+        raise S.NgspiceError(f"pulls in deck: {'Bkchip_hint0 a 0 I = 0' in deck_text}; "
+                             f"isolated: {'VX_p0_e0_' in chip}; release {rel and rel.group(1)}")
+
+    monkeypatch.setattr(S, "pulls", fake_pulls)
+    monkeypatch.setattr(S, "run_deck", spy)
+    x = np.array([[0.5, -0.5]])
+    with pytest.raises(S.NgspiceError, match=r"pulls in deck: True; isolated: True; release 0\.500000"):
+        S.simulate(deck, spec, x, jobs=1, chunk=1)
+    with pytest.raises(S.NgspiceError, match=r"pulls in deck: False"):
+        S.simulate(deck, spec, x, jobs=1, chunk=1, op_init=False)
+    from kchip.sim.ngspice import Plot, SimResult
+
+    def fake_run(deck_text, **kw):      # a run without the pulls, with flat outputs
+        assert "Bkchip_hint0" not in deck_text
+        saves = re.search(r"^\.save (.*)$", deck_text, re.M).group(1).split()
+        vec = {"time": np.array([0.0, 1.0])}
+        vec.update({k.lower(): np.full(2, 0.9) for k in saves})
+        return SimResult([Plot("tran1", "", vec)], "", 1.0)
+
+    monkeypatch.setattr(S, "pulls", lambda *a, **k: fake_pulls(a[0], a[1], -1.0))
+    monkeypatch.setattr(S, "run_deck", fake_run)
+    y, info = S.simulate(deck, spec, x, jobs=1, chunk=1)
+    assert info["op_init"] == [{"error": "no state"}] and y.shape == (1, 1)

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from kchip.sim.merge import merge_parallel_cells
+from kchip.sim.merge import isolate_cell_pins, merge_parallel_cells
 
 DECK = """* chip
 .include /x/sky130_tt_abc.spice
@@ -49,6 +49,46 @@ def test_groups_identical_instances_inside_the_core_only():
     assert [b for b in body if b.startswith("XR1")] == [f"XR1__r{j} s d 0 sky130_fd_pr__res_xhigh_po w=0.35 l=10"
                                                         for j in range(3)]
     assert ".subckt kc_cell s d en b0 b1" in lines                          # the original stays for the others
+
+
+def test_isolate_puts_each_cell_pin_on_its_own_net_behind_a_zero_volt_source():
+    new, st = isolate_cell_pins(DECK)
+    lines = new.splitlines()
+    assert "X_p0_e0_n0_n1 X_p0_e0_n0_n1_p0 X_p0_e0_n0_n1_p1 X_p0_e0_n0_n1_p2 X_p0_e0_n0_n1_p3 0 kc_cell" in lines
+    assert "VX_p0_e0_n0_n1_p0 X_p0_e0_n0_n1_p0 vcm 0" in lines
+    assert "VX_p0_e0_n0_n1_p3 X_p0_e0_n0_n1_p3 vdd 0" in lines
+    assert not any(ln.startswith("VX_p0_e0_n0_n1_p4") for ln in lines)      # ground pin: as it was
+    assert "X_p0_e5_n0_n1 vcm n1 en_0 0 vdd kc_cell w=2" in lines           # parameters: untouched
+    assert lines[-1] == "X_p0_e9_n0_n1 vcm n1 en_0 vdd 0 kc_cell"           # outside kchip_core: untouched
+    assert st == {"isolated_instances": 5, "isolating_sources": 5 * 4}
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_isolated_deck_has_the_same_operating_point():
+    """A 0 V source is a wire: every node of a small nonlinear chip keeps its voltage to the last digit printed."""
+    from kchip.sim.ngspice import run_deck
+    chip = """.model dd d is=1e-14
+.subckt kc_cell s d en vdd vss
+R1 vdd m 10k
+D1 m vss dd
+R2 m s 20k
+G1 d vss s vss 1e-5
+R3 en d 50k
+.ends kc_cell
+.subckt kchip_core vdd n1 n2
+R1 n1 0 10k
+R2 n2 0 10k
+X_p0_e0_n1_n2 n1 n2 vdd vdd 0 kc_cell
+X_p0_e1_n2_n1 n2 n1 vdd vdd 0 kc_cell
+.ends kchip_core
+"""
+    tb = "\nVdd vdd 0 1.8\nXcore vdd n1 n2 kchip_core\n.op\n.end\n"
+    a = run_deck("* plain\n" + chip + tb).plots[0]
+    b = run_deck("* isolated\n" + isolate_cell_pins(chip)[0] + tb).plots[0]
+    names = [k for k in a.vectors if k.startswith("v(")]
+    assert "v(xcore.x_p0_e0_n1_n2.m)" in names and "v(n1)" in names
+    for k in names:
+        assert b[k][0] == pytest.approx(a[k][0], rel=1e-9, abs=1e-12), k
 
 
 def test_refuses_a_mismatch_corner():
@@ -101,6 +141,6 @@ def test_chip_outputs_equal_with_and_without_merging(tmp_path):
     ym, im = simulate(deck, spec, x, "forward", jobs=1, chunk=len(x))
     yu, iu = simulate(deck, spec, x, "forward", jobs=1, chunk=len(x), merge=False)
     assert im["merge"]["merged"] and im["merge"]["cells"] == 7 and im["merge"]["instances"] == 5
-    assert iu["merge"] is None
+    assert not iu["merge"]["merged"] and iu["merge"]["isolated_instances"] == 7
     print("merged", ym.ravel(), "unmerged", yu.ravel(), "cpu", im["cpu_s"], iu["cpu_s"])
     np.testing.assert_allclose(ym, yu, atol=2e-3)

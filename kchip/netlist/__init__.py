@@ -23,10 +23,12 @@ CONTROLS = ("sequencer", "ideal")     # transistor level: standard-cell sequence
 # transistor-level ngspice options. gmin 1e-12 S (ngspice's default; 1 pA per volt on a node, < 0.01 % of a
 # cell's unit current): with 1e-15 the operating point of a sequencer-controlled chip (every cell disabled,
 # their internal nodes nearly floating) failed gmin and source stepping (3-node relu chip, tt)
-# noopiter gminsteps=0: the operating point by source stepping alone (session 13, docs/netlist.md "Operating point"):
-# the twomoon chip on the session-12 tanh_lin cell (562 cells, 217 after merging) failed dynamic gmin stepping;
-# source stepping found its point in 94 steps (26 min of CPU); on a 120-cell sub-chip 105 s against 153 s
-TRANSISTOR_OPTIONS = ".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-12 noopiter gminsteps=0"
+# gminsteps=0 (docs/netlist.md "Operating point of large transistor chips"): direct Newton, then source stepping,
+# no gmin stepping. `kchip simulate` starts Newton from an initial state (kchip.sim.opinit): the twomoon chip on the
+# session-12 tanh_lin cell (568 cells, 227 instances) converges in 49 iterations, ~3 min with the state's cost
+# (session 14). Without it Newton fails on that chip, and source stepping found the point in 94 steps, 27 min
+# (session 13: dynamic gmin stepping failed, hence gminsteps=0)
+TRANSISTOR_OPTIONS = ".options reltol=1e-3 abstol=1e-13 vntol=1e-6 gmin=1e-12 gminsteps=0"
 HEADER_TAG = "* kchip-netlist "
 
 

@@ -23,6 +23,9 @@ def _add(p):
     p.add_argument("--no-merge", action="store_true",
                    help="simulate every edge cell as its own instance (default: identical parallel cells of a "
                         "transistor deck run as one scaled instance, kchip.sim.merge)")
+    p.add_argument("--no-op-init", action="store_true",
+                   help="let ngspice search a transistor deck's operating point from scratch (default: Newton "
+                        "starts from the state of the chip without cells and of lone cells, kchip.sim.opinit)")
     p.add_argument("--waves", type=int, default=0, metavar="N",
                    help="also plot the waveforms of the first N inferences (node voltages, enables)")
 
@@ -53,14 +56,15 @@ def _run(args) -> int:
     waves = wave_names(spec, head) if args.waves else ()
     t0 = time.perf_counter()
     y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
-                       waves=waves, timeout_per_input=args.timeout_per_input, merge=not args.no_merge)
+                       waves=waves, timeout_per_input=args.timeout_per_input, merge=not args.no_merge,
+                       op_init=not args.no_op_init)
     wall = time.perf_counter() - t0
     np.save(out / f"outputs_{args.direction}.npy", y)
     rev = args.direction == "reverse"
     tight = dict(rtol=1e-9, atol=1e-11)
     result = {"deck": str(args.deck), "spec": str(args.spec), "direction": args.direction, "inputs": len(x),
               "wall_s": wall, "ngspice_wall_s": info["wall_s"], "ngspice_cpu_s": info.get("cpu_s"),
-              "jobs": info["jobs"], "merge": info.get("merge"), "compare": {}}
+              "jobs": info["jobs"], "merge": info.get("merge"), "op_init": info.get("op_init"), "compare": {}}
     with torch.no_grad():
         l1 = realized_model(spec)(torch.tensor(x, dtype=torch.float64), reverse=rev, **tight).numpy()
         result["compare"]["L1"] = compare(y, l1)

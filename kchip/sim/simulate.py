@@ -25,6 +25,7 @@ from kchip.netlist.sequencer import drive_sources
 from kchip.quantize.chipspec import ChipSpec
 
 from .ngspice import NgspiceError, run_deck
+from .opinit import pulls
 
 DEFAULT_OPTIONS = ".options reltol=1e-4 abstol=1e-15 vntol=1e-7"   # trap; measured in docs/netlist.md
 
@@ -62,6 +63,8 @@ class Testbench:
     outputs: List[int]
     t_stop: float
     level: str = "ideal"
+    # before this instant no edge cell is enabled: the initial-state pulls (kchip.sim.opinit) let go by then
+    t_release: float = 0.0
 
 
 def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, waves: Sequence[str] = (),
@@ -117,7 +120,8 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     lines.append(".save " + " ".join(saves))
     lines.append(".end")
     reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
-    return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"))
+    return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"),
+                     min(sch.enable_from.values()) / 4)
 
 
 def _supplies(head: Dict, spec: ChipSpec) -> List[str]:
@@ -162,19 +166,30 @@ def _testbench_sequencer(head: Dict, deck_path: Path, spec: ChipSpec, x: np.ndar
     lines.append(".save " + " ".join([f"v(out_{j})" for j in outs] + list(waves)))
     lines.append(".end")
     reads = np.array([t + n_fl * t_clk - t_clk / 10 for t in t0])
-    return Testbench("\n".join(lines) + "\n", reads, outs, t_stop, head.get("level", "transistor"))
+    return Testbench("\n".join(lines) + "\n", reads, outs, t_stop, head.get("level", "transistor"), t0[0] / 4)
 
 
 DEFAULT_TIMEOUT_PER_INPUT_S = {"transistor": 3600.0, "ideal": 600.0}
-# transistor decks: once per ngspice run, on top of the inferences, for the operating point (source stepping
-# took 27 min on the 568-cell twomoon chip, session 13; docs/netlist.md)
+# transistor decks: once per ngspice run, on top of the inferences, for the operating point: ~3 min on the
+# 568-cell twomoon chip from kchip.sim.opinit's initial state, but a run without it (or where it fails) falls back
+# on source stepping, which took 27 min there (session 13; docs/netlist.md)
 OP_ALLOWANCE_S = {"transistor": 3600.0, "ideal": 0.0}
 
 
 def _run_chunk(args) -> Dict:
-    deck_path, spec_json, x, direction, waves, keep, per_input, threads = args
+    deck_path, spec_json, x, direction, waves, keep, per_input, threads, op_init = args
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
+    deck, init_info = tb.deck, None
+    if op_init and tb.level == "transistor" and tb.t_release > 0:
+        # Newton's start for the operating point: every edge cell's nodes pulled to their t = 0 state, found
+        # on the chip without cells and on lone cells (kchip.sim.opinit); released before any cell is enabled
+        try:
+            text, init_info = pulls(tb.deck, deck_path, tb.t_release,
+                                    keep=None if keep is None else Path(keep) / "opinit")
+            deck = tb.deck.replace("\n.end\n", "\n" + text + ".end\n")
+        except (NgspiceError, ValueError) as exc:   # no initial state: ngspice searches from scratch (slow)
+            init_info = {"error": str(exc)}
     # transistor decks: tens of minutes per inference on a loaded machine (a 577-cell chip: > 30 min of CPU);
     # ideal decks: seconds (the ideal default is per ngspice run, not per input)
     if per_input is not None:
@@ -184,7 +199,7 @@ def _run_chunk(args) -> Dict:
     else:
         timeout = DEFAULT_TIMEOUT_PER_INPUT_S["ideal"]
     timeout += OP_ALLOWANCE_S.get(tb.level, 0.0)
-    res = run_deck(tb.deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout,
+    res = run_deck(deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout,
                    threads=threads)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
@@ -192,17 +207,20 @@ def _run_chunk(args) -> Dict:
     y = (out - spec.scaling.v_cm) / spec.scaling.v_u
     wave = {k: plot[k] for k in waves} if waves else {}
     return {"y": y, "wall_s": res.wall_s, "cpu_s": res.cpu_s, "time": t if waves else None, "waves": wave,
-            "op_search": res.extra.get("op_search")}
+            "op_search": res.extra.get("op_search"), "op_init": init_info}
 
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
              chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False,
-             timeout_per_input: Optional[float] = None, merge: bool = True):
+             timeout_per_input: Optional[float] = None, merge: bool = True, op_init: bool = True):
     """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict). `timeout_per_input`: seconds of
     wall time allowed per inference of an ngspice run (default DEFAULT_TIMEOUT_PER_INPUT_S by level), plus
     OP_ALLOWANCE_S once per run at the transistor level (the operating point).
-    `merge` (transistor level, nominal corners): simulate a copy of the deck in which identical parallel edge
-    cells are one scaled instance (`kchip.sim.merge`; the same circuit, fewer transistors); info["merge"]."""
+    Transistor level: ngspice gets a copy of the deck in which every edge-cell pin has a net of its own behind a
+    0 V source (`kchip.sim.merge.isolate_cell_pins`) and, with `merge` (nominal corners), identical parallel
+    edge cells are one scaled instance (`kchip.sim.merge`; the same circuit, fewer transistors); info["merge"].
+    `op_init` (transistor level): give ngspice's operating point an initial state built from the chip without
+    its edge cells and from lone cells (`kchip.sim.opinit`); info["op_init"] per chunk."""
     deck_path = Path(deck_path)
     if not deck_path.exists():
         raise FileNotFoundError(f"{deck_path}: netlist not found")
@@ -219,8 +237,8 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
         raise ValueError(f"inputs[{r}, {c}]: value {x[r, c]} is not finite")
     build_schedule(spec, direction, x.shape[1])            # validates the input width early
     merge_info, tmp, given = None, None, deck_path
-    if merge and head.get("level") == "transistor":
-        deck_path, merge_info, tmp = _merged_deck(deck_path, out_dir)
+    if head.get("level") == "transistor":
+        deck_path, merge_info, tmp = _sim_deck(deck_path, out_dir, merge)
     jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
     if out_dir is not None:
@@ -232,7 +250,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     threads = max(1, (os.cpu_count() or 1) // min(jobs, len(chunks)))
     tasks = [(str(deck_path), spec_json, c, direction, tuple(waves) if k == 0 else (),
               (Path(out_dir) / f"deck_{direction}_{k}") if (out_dir and keep_decks) else None, timeout_per_input,
-              threads) for k, c in enumerate(chunks)]
+              threads, op_init) for k, c in enumerate(chunks)]
     t_start = time.perf_counter()
     try:
         _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction)
@@ -249,7 +267,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
             "chunks": len(chunks), "jobs": min(jobs, len(chunks)),
             "wall_total_s": time.perf_counter() - t_start,
             # operating-point search steps that failed before a later one found the point (kchip.sim.ngspice)
-            "op_search": [r["op_search"] for r in results],
+            "op_search": [r["op_search"] for r in results], "op_init": [r["op_init"] for r in results],
             "time": results[0]["time"], "waves": results[0]["waves"]}
     return y, info
 
@@ -270,17 +288,22 @@ def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction)
                 np.save(Path(out_dir) / "chunks" / f"{direction}_{k:04d}.npy", results[k]["y"])
 
 
-def _merged_deck(deck_path: Path, out_dir: Optional[Path]):
-    """(deck to simulate, merge stats, temporary folder to clean up or None): the merged copy of a transistor
-    deck (`kchip.sim.merge`) when it has identical parallel cells and a nominal corner; else the deck itself."""
+def _sim_deck(deck_path: Path, out_dir: Optional[Path], merge: bool):
+    """(deck to simulate, its stats, temporary folder to clean up or None): the simulation copy of a transistor
+    deck (`kchip.sim.merge`): identical parallel cells merged (`merge`, nominal corners), then every cell pin on
+    a net of its own behind a 0 V source (`isolate_cell_pins`: the same circuit, a faster sparse ordering)."""
     import tempfile
-    from .merge import merge_parallel_cells
+    from .merge import isolate_cell_pins, merge_parallel_cells
+    text = deck_path.read_text()
+    st: Dict = {"merged": False, "reason": "merge off"}
     try:
-        text, st = merge_parallel_cells(deck_path.read_text())
+        if merge:
+            text, st = merge_parallel_cells(text)
+            st = dict(st, merged=bool(st["merged_groups"]))
     except ValueError as exc:                      # a mismatch corner: every copy differs
-        return deck_path, {"merged": False, "reason": str(exc)}, None
-    if not st["merged_groups"]:
-        return deck_path, dict(st, merged=False), None
+        st = {"merged": False, "reason": str(exc)}
+    text, iso = isolate_cell_pins(text)
+    st.update(iso)
     tmp = None
     if out_dir is not None:
         folder = Path(out_dir)
@@ -290,7 +313,7 @@ def _merged_deck(deck_path: Path, out_dir: Optional[Path]):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{deck_path.stem}.merged.spice"
     path.write_text(text)
-    return path, dict(st, merged=True, deck=str(path)), tmp
+    return path, dict(st, deck=str(path)), tmp
 
 
 def compare(y: np.ndarray, ref: np.ndarray, full_scale: Optional[float] = None) -> Dict:
