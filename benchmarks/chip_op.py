@@ -26,7 +26,7 @@ import numpy as np
 
 from kchip.netlist import TRANSISTOR_OPTIONS, build_netlist
 from kchip.quantize.chipspec import ChipSpec
-from kchip.sim.merge import merge_parallel_cells
+from kchip.sim.merge import isolate_cell_pins, merge_parallel_cells
 from kchip.sim.ngspice import DEFAULT_SPICEINIT, NgspiceError, run_deck
 from kchip.sim.opinit import pulls
 from kchip.sim.simulate import testbench
@@ -49,7 +49,7 @@ def sub_spec(d: dict, k: int) -> ChipSpec:
 
 def op_deck(spec: ChipSpec, folder: Path, options: str) -> str:
     """The first inference's testbench around the merged deck (written to folder), `.op` in place of `.tran`."""
-    text, _ = merge_parallel_cells(build_netlist(spec, "transistor", "tt"))
+    text, _ = isolate_cell_pins(merge_parallel_cells(build_netlist(spec, "transistor", "tt"))[0])
     chip = folder / "chip.spice"
     chip.write_text(text)
     x = np.zeros((1, len(spec.input_nodes())))
