@@ -121,7 +121,7 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     lines.append(".end")
     reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
     return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"),
-                     min(sch.enable_from.values()) / 4)
+                     min(sch.enable_from.values(), default=0.0) / 4)
 
 
 def _supplies(head: Dict, spec: ChipSpec) -> List[str]:
