@@ -4,7 +4,8 @@
         --variant default --variant "src:gminsteps=0" --variant "ramp:optran 0 0 0 50n 3u 1u"
 
 Sub-chips keep the first K edges of every period of the given ChipSpec (same cells, codes and scaling), are built
-at the transistor level with the standard-cell sequencer and merged as `kchip simulate` merges them, and get
+at the transistor level with the standard-cell sequencer, merged and pin-isolated as `kchip simulate` does
+(`simulation_deck`), and get
 the first inference's testbench with `.op` in place of `.tran`. A variant is `name`, `name:<.options words>`, or
 `name:optran ...` (an ngspice `optran` command for .spiceinit); the variant named `init` starts Newton from
 kchip.sim.opinit's initial state (as `kchip simulate` does). Prints, per size and variant: seconds, dynamic
@@ -21,15 +22,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Tuple
 
 import numpy as np
 
 from kchip.netlist import TRANSISTOR_OPTIONS, build_netlist
 from kchip.quantize.chipspec import ChipSpec
-from kchip.sim.merge import isolate_cell_pins, merge_parallel_cells
 from kchip.sim.ngspice import DEFAULT_SPICEINIT, NgspiceError, run_deck
 from kchip.sim.opinit import pulls
-from kchip.sim.simulate import testbench
+from kchip.sim.simulate import simulation_deck, testbench
 
 
 def sub_spec(d: dict, k: int) -> ChipSpec:
@@ -47,13 +48,15 @@ def sub_spec(d: dict, k: int) -> ChipSpec:
     return ChipSpec.from_json(json.dumps(dd))
 
 
-def op_deck(spec: ChipSpec, folder: Path, options: str) -> str:
-    """The first inference's testbench around the merged deck (written to folder), `.op` in place of `.tran`."""
-    text, _ = isolate_cell_pins(merge_parallel_cells(build_netlist(spec, "transistor", "tt"))[0])
-    chip = folder / "chip.spice"
-    chip.write_text(text)
+def op_deck(spec: ChipSpec, folder: Path, options: str) -> Tuple[str, Path]:
+    """(the first inference's testbench, `.op` in place of `.tran`, the simulation copy of the deck it includes:
+    merged and pin-isolated by `kchip simulate`'s own `simulation_deck`, written to folder)."""
+    netlist = folder / "chip.spice"
+    netlist.write_text(build_netlist(spec, "transistor", "tt"))
+    chip, _, _ = simulation_deck(netlist, folder)
     x = np.zeros((1, len(spec.input_nodes())))
-    return re.sub(r"^\.tran.*$", ".op", testbench(chip, spec, x, "forward", options=options).deck, flags=re.M)
+    tb = testbench(chip, spec, x, "forward", options=options).deck
+    return re.sub(r"^\.tran.*$", ".op", tb, flags=re.M), chip
 
 
 def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
@@ -66,10 +69,10 @@ def run(spec: ChipSpec, variant: str, timeout: float) -> dict:
     elif arg:
         options = f"{TRANSISTOR_OPTIONS} {arg}"
     with tempfile.TemporaryDirectory(prefix="kchip_op_") as tmp:
-        deck, init_s = op_deck(spec, Path(tmp), options), 0.0
+        (deck, chip), init_s = op_deck(spec, Path(tmp), options), 0.0
         if name == "init":
             t0 = time.perf_counter()
-            text, _ = pulls(deck, Path(tmp) / "chip.spice", release_s=1e-9)
+            text, _ = pulls(deck, chip, release_s=1e-9)
             deck, init_s = deck.replace("\n.end\n", "\n" + text + ".end\n"), time.perf_counter() - t0
         t0 = time.perf_counter()
         try:

@@ -90,7 +90,7 @@ def _flat_name(path: List[Tuple[str, List[str], List[str]]], net: str) -> Option
     for depth in range(len(path) - 1, -1, -1):
         if net == "0":
             return None
-        inst, nets, pins = path[depth]
+        _, nets, pins = path[depth]
         if net not in pins:
             return ".".join([p[0] for p in path[:depth + 1]] + [net]).lower()
         net = nets[pins.index(net)]
@@ -134,10 +134,10 @@ def _skeleton(tb: str, chip_path: Path, chip: str, core: str, wd: Path, timeout:
     return _node_voltages(res.plots[0])
 
 
-def _cell_states(chip_path: Path, chip: str, cell: str, vectors: List[Tuple[float, ...]], wd: Path,
+def _cell_states(chip_path: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
                  timeout: float) -> List[Dict[str, float]]:
-    """Step 2: the internal node voltages of a lone `cell` for each pin-voltage vector, in one ngspice run."""
-    pins = _subckts(chip)[cell][0]
+    """Step 2: the internal node voltages of a lone `cell` (pins `pins`) for each pin-voltage vector, in one
+    ngspice run."""
     deck = [f"* kchip opinit: lone {cell} at {len(vectors)} pin-voltage vectors", f".include {chip_path}",
             CELL_OPTIONS, *[f"Vp_{p} p_{p} 0 {vectors[0][i]!r}" for i, p in enumerate(pins)],
             "X1 " + " ".join(f"p_{p}" for p in pins) + f" {cell}", ".control", "set filetype=binary"]
@@ -189,7 +189,7 @@ def initial_state(tb: str, chip_path, core: str = "kchip_core", keep: Optional[P
         # one deck per subcircuit, the scaled copies (kchip.sim.merge) too: their repeated resistors have
         # internal nodes of their own names; the voltages are the base cell's
         subs_sorted = sorted(groups)
-        states = run_parallel([lambda c=c: _cell_states(chip_path, chip, c, list(groups[c]), wd, timeout)
+        states = run_parallel([lambda c=c: _cell_states(chip_path, c, subs[c][0], list(groups[c]), wd, timeout)
                                for c in subs_sorted], jobs)
         for cell, st in zip(subs_sorted, states):
             for vec, state in zip(groups[cell], st):
@@ -208,7 +208,7 @@ def pulls(tb: str, chip_path, release_s: float, g: float = 1e-3, **kw) -> Tuple[
     node (see initial_state). f is a function of `time`, not of a shared control node: a node read by every
     pull would put one entry per pull into a single matrix column, and ngspice's pivot ordering walks that
     column (the twomoon chip, 26k pulls: no operating point in 5 min, the time inside the sparse-matrix code)."""
-    volts, inner, info = initial_state(tb, chip_path, **kw)
+    _, inner, info = initial_state(tb, chip_path, **kw)
     t1, t2 = release_s, 1.1 * release_s
     f = f"min(1, max(0, ({t2:.6e} - time) / {t2 - t1:.6e}))"
     lines = [f"* kchip.sim.opinit: {len(inner)} edge-cell nodes pulled to their t = 0 state until {t1:.3e} s"]

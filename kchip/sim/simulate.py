@@ -238,7 +238,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     build_schedule(spec, direction, x.shape[1])            # validates the input width early
     merge_info, tmp, given = None, None, deck_path
     if head.get("level") == "transistor":
-        deck_path, merge_info, tmp = _sim_deck(deck_path, out_dir, merge)
+        deck_path, merge_info, tmp = simulation_deck(deck_path, out_dir, merge)
     jobs = jobs or max(1, min(os.cpu_count() or 1, 8))
     chunks = [x[i:i + chunk] for i in range(0, len(x), chunk)]
     if out_dir is not None:
@@ -288,7 +288,7 @@ def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction)
                 np.save(Path(out_dir) / "chunks" / f"{direction}_{k:04d}.npy", results[k]["y"])
 
 
-def _sim_deck(deck_path: Path, out_dir: Optional[Path], merge: bool):
+def simulation_deck(deck_path: Path, out_dir: Optional[Path], merge: bool = True):
     """(deck to simulate, its stats, temporary folder to clean up or None): the simulation copy of a transistor
     deck (`kchip.sim.merge`): identical parallel cells merged (`merge`, nominal corners), then every cell pin on
     a net of its own behind a 0 V source (`isolate_cell_pins`: the same circuit, a faster sparse ordering)."""
