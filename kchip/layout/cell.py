@@ -1,0 +1,267 @@
+"""Cell layout from a structured `Circuit` (kchip.cells.structure): placement in rows and channel routing.
+
+Placement. Every MOS device becomes one or more strips (`devices.mos_strip`, at most `max_fingers` fingers
+each; its multiplier m = fingers), every MIM capacitor one `devices.mim_cap`. Items are grouped by class (nfet
+on the substrate, pfet per n-well net, capacitors) and packed left to right into rows of a target width that
+makes the cell about square. Matching: the devices of one `Circuit.match_groups` group (same model and W/L,
+shared gate or shared source) are cut into strips of one finger (or a few, for large groups) and interleaved so
+that each device's strips spread evenly along the row (e.g. 1:4 mirror -> B B A B B): common-centroid in one
+dimension, interdigitated.
+
+Routing (a two-level channel router that is correct by construction):
+  * every terminal lands a via on a met2 pad; a vertical met2 riser runs from it to its net's met3 track in the
+    channel above the row (risers of one row never share an x: the strips are drawn so);
+  * a channel's tracks are packed by the left-edge algorithm: nets whose x spans do not overlap share a track;
+  * a net that spans several rows, or is a pin, gets a vertical met2 spine right of all rows; its tracks run to
+    the spine and meet it with a via2; pin spines run to the top edge, where the pin shape and label sit (met2).
+Bulk: nfet bulks are the substrate (one net: the p-taps of every strip); pfet bulks are the n-well of their
+row. A device whose bulk cannot be the substrate or its row's well (an isolated p-well) is refused, named.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..cells.structure import Circuit, Device
+from ..pdk import Pdk
+from .canvas import Canvas, Library
+from .devices import Item, mim_cap, mos_strip
+from .rules import LayoutError, LayoutRules
+
+__all__ = ["CellLayout", "layout_circuit"]
+
+
+@dataclass
+class Placed:
+    item: Item
+    nets: Dict[str, str]          # role -> net
+    device: str                   # instance name of the schematic device (strips share it)
+    x: int = 0                    # placement origin
+    y: int = 0
+
+
+@dataclass
+class CellLayout:
+    name: str
+    cell: Canvas
+    lib: Library
+    circuit: Circuit
+    rows: int
+    strips: int
+    pins: Dict[str, Tuple[int, int]]                 # pin -> label position (nm)
+    stats: Dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bbox_um(self) -> Tuple[float, float, float, float]:
+        b = self.cell.bbox()
+        return (b.left / 1000, b.bottom / 1000, b.right / 1000, b.top / 1000)
+
+
+def _strips(R: LayoutRules, lib: Library, circ: Circuit, d: Device, fingers: Sequence[int]) -> List[Placed]:
+    nets = {p: circ.terminal_net(d, p) for p in d.pins}
+    out = []
+    for nf in fingers:
+        it = mos_strip(lib, R, d.kind, d.w, d.l, nf)
+        out.append(Placed(it, {"s": nets["s"], "d": nets["d"], "g": nets["g"], "b": nets["b"]}, d.name))
+    return out
+
+
+def _chunks(total: int, size: int) -> List[int]:
+    return [min(size, total - k) for k in range(0, total, size)]
+
+
+def _classes(circ: Circuit) -> Tuple[str, Dict[str, str]]:
+    """The substrate net (bulk of the nfets) and each device's placement class."""
+    nb = [circ.terminal_net(d, "b") for d in circ.devices if d.is_mos and d.polarity == "n"]
+    sub = "vss" if "vss" in nb or not nb else nb[0]
+    cls: Dict[str, str] = {}
+    for d in circ.devices:
+        if d.is_mos:
+            b = circ.terminal_net(d, "b")
+            if d.polarity == "n":
+                if b != sub:
+                    raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}) has bulk {b!r}, not the substrate "
+                                      f"net {sub!r}: it needs an isolated p-well (deep n-well), which kchip's "
+                                      f"generators do not draw yet")
+                cls[d.name] = "n"
+            else:
+                cls[d.name] = f"p:{b}"
+        elif d.kind == "mimcap":
+            cls[d.name] = "cap"
+        else:
+            raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}): no layout generator for a {d.kind!r}")
+    return sub, cls
+
+
+def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int) -> Dict[str, List[Placed]]:
+    _, cls = _classes(circ)
+    groups: Dict[str, List[str]] = {}
+    for g in circ.match_groups:
+        members = [n for n in g if n in cls]
+        if len({cls[n] for n in members}) == 1:
+            for n in members:
+                groups.setdefault(n, members)
+    devs = {d.name: d for d in circ.devices}
+    done: set = set()
+    out: Dict[str, List[Placed]] = {}
+    for d in circ.devices:
+        if d.name in done:
+            continue
+        row = out.setdefault(cls[d.name], [])
+        if d.kind == "mimcap":
+            it = mim_cap(lib, R, d.w, d.l)
+            for _ in range(d.m):
+                row.append(Placed(it, {"c0": circ.terminal_net(d, "c0"), "c1": circ.terminal_net(d, "c1")}, d.name))
+            done.add(d.name)
+            continue
+        members = [n for n in groups.get(d.name, [d.name]) if n not in done]
+        total = sum(devs[n].m for n in members)
+        size = max_fingers if len(members) == 1 else max(1, math.ceil(total / 32))
+        spread = []
+        for n in members:
+            parts = _strips(R, lib, circ, devs[n], _chunks(devs[n].m, size))
+            spread += [((k + 0.5) / len(parts), n, p) for k, p in enumerate(parts)]
+            done.add(n)
+        spread.sort(key=lambda t: (t[0], members.index(t[1])))
+        row += [p for _, _, p in spread]
+    return out
+
+
+def _pack(items: List[Placed], target: int) -> List[List[Placed]]:
+    rows: List[List[Placed]] = [[]]
+    w = 0
+    for p in items:
+        if rows[-1] and w + p.item.width > target:
+            rows.append([])
+            w = 0
+        rows[-1].append(p)
+        w += p.item.width
+    return rows
+
+
+def _left_edge(spans: List[Tuple[int, int, str]], space: int) -> Dict[str, int]:
+    """Track index per net: the left-edge channel assignment (nets whose spans do not overlap share a track)."""
+    ends: List[int] = []
+    out: Dict[str, int] = {}
+    for lo, hi, net in sorted(spans):
+        for k, e in enumerate(ends):
+            if e + space <= lo:
+                ends[k] = hi
+                out[net] = k
+                break
+        else:
+            ends.append(hi)
+            out[net] = len(ends) - 1
+    return out
+
+
+def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_fingers: int = 8,
+                   row_height_nm: int = 9000) -> CellLayout:
+    """Lay out one cell; returns a `CellLayout` whose `cell` is the top Component (named like the subckt)."""
+    R = LayoutRules.from_pdk(pdk)
+    lib = lib or Library(pdk, circ.name)
+    classes = _items(R, lib, circ, max_fingers)
+    allw = sum(p.item.width for ps in classes.values() for p in ps)
+    widest = max(p.item.width for ps in classes.values() for p in ps)
+    target = max(widest, int(math.sqrt(allw * row_height_nm)))
+    order = ["n"] + sorted(k for k in classes if k.startswith("p:")) + ["cap"]
+    rows = [r for k in order if k in classes for r in _pack(classes[k], target)]
+
+    # ---- x placement, terminals per row
+    row_terms: List[Dict[str, List[int]]] = []
+    for r in rows:
+        x = 0
+        terms: Dict[str, List[int]] = {}
+        for p in r:
+            p.x = x - p.item.x0
+            x += p.item.width
+            for t in p.item.terminals:
+                terms.setdefault(p.nets[t.role], []).append(p.x + t.x)
+        row_terms.append(terms)
+    right = max(sum(p.item.width for p in r) for r in rows)
+    pins = [circ.net(p) for p in circ.pins]
+    net_rows: Dict[str, int] = {}
+    for terms in row_terms:
+        for n in terms:
+            net_rows[n] = net_rows.get(n, 0) + 1
+    spine_nets = [n for n in circ.nets if net_rows.get(n, 0) > 1 or n in pins]
+    missing = [p for p in circ.pins if circ.net(p) not in net_rows]
+    if missing:
+        raise LayoutError(f"cell {circ.name}: pins {missing} reach no device")
+    x_sp0 = right + 1000
+    spine_x = {n: x_sp0 + R.riser // 2 + i * R.spine_pitch for i, n in enumerate(spine_nets)}
+
+    # ---- channels (left-edge tracks) and y placement
+    ext = R.via2 // 2 + R.m3_via2 + 35
+    min_len = -(-R.m3_area // R.track) + 10
+    top = lib.new_cell(circ.name)
+    y = 0
+    track_y: List[Dict[str, int]] = []
+    spine_span: Dict[str, List[int]] = {n: [] for n in spine_nets}
+    for r, terms in zip(rows, row_terms):
+        y0 = min(p.item.y0 for p in r)
+        y1 = max(p.item.y1 for p in r)
+        base = y - y0
+        for p in r:
+            p.y = base
+        spans = []
+        for n, xs in terms.items():
+            lo, hi = min(xs) - ext, max(xs + ([spine_x[n]] if n in spine_x else [])) + ext
+            if hi - lo < min_len:
+                hi = lo + R.snap(min_len)
+            spans.append((lo, hi, n))
+        assign = _left_edge(spans, R.m3_sp + 2 * R.grid)
+        ch0 = base + y1 + 300
+        ty = {n: ch0 + R.track // 2 + k * R.track_pitch for n, k in assign.items()}
+        track_y.append(ty)
+        n_tracks = 1 + max(assign.values())
+        for lo, hi, n in spans:
+            c = ty[n]
+            top.box("met3", lo, c - R.track // 2, hi, c + R.track - R.track // 2)
+            if n in spine_span:
+                spine_span[n].append(c)
+        y = ch0 + n_tracks * R.track_pitch + 1300
+
+    # ---- draw: instances, wells, risers, vias, spines, pins
+    for r in rows:
+        for p in r:
+            top.place(p.item.cell, p.x, p.y)
+        wells = [p for p in r if p.item.well]
+        if wells:
+            lo = min(p.y + p.item.well_y[0] for p in wells)
+            hi = max(p.y + p.item.well_y[1] for p in wells)
+            top.box("nwell", min(p.x + p.item.x0 for p in wells), lo, max(p.x + p.item.x1 for p in wells), hi)
+    v2h = R.via2 // 2 + R.m2_via2_adj
+    for r, ty in zip(rows, track_y):
+        for p in r:
+            for t in p.item.terminals:
+                n = p.nets[t.role]
+                x, c = p.x + t.x, ty[n]
+                top.box("met2", x - R.riser // 2, p.y + t.y, x + R.riser - R.riser // 2, c + v2h)
+                top.cbox("via2", x, c, R.via2, R.via2)
+    y_top = y - 1300 + 800
+    pin_pos: Dict[str, Tuple[int, int]] = {}
+    for n, xs in spine_x.items():
+        ys = spine_span[n]
+        lo = min(ys) - v2h
+        hi = y_top if n in pins else max(ys) + v2h
+        top.box("met2", xs - R.riser // 2, lo, xs + R.riser - R.riser // 2, hi)
+        for c in ys:
+            top.cbox("via2", xs, c, R.via2, R.via2)
+    for k, p in enumerate(circ.pins):
+        n = circ.net(p)
+        xs = spine_x[n]
+        ly = y_top - 200 - 400 * [q for q in circ.pins if circ.net(q) == n].index(p)
+        top.box("met2", xs - R.riser // 2, y_top - 300, xs + R.riser - R.riser // 2, y_top, purpose="pin")
+        top.label("met2", p, xs, ly)
+        pin_pos[p] = (xs, ly)
+    b = top.bbox()
+    top.box("prbndry", b.left - 500, b.bottom - 500, b.right + 500, b.top + 500)
+    strips = sum(len(r) for r in rows)
+    stats = dict(devices=len(circ.devices), copies=circ.copies, gate_area_um2=round(circ.gate_area_um2, 4),
+                 rows=len(rows), strips=strips)
+    out = CellLayout(circ.name, top, lib, circ, len(rows), strips, pin_pos, stats)
+    bb = out.bbox_um
+    out.stats["bbox_area_um2"] = round((bb[2] - bb[0]) * (bb[3] - bb[1]), 3)
+    return out

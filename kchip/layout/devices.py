@@ -1,0 +1,232 @@
+"""Device generators: a MOS strip (nfet / pfet, standard or low-Vt, any number of fingers, with its own
+substrate or well tap) and a MIM capacitor (cap_mim_m3_1). Every size comes from `LayoutRules`.
+
+Each generator returns an `Item`: one cell (drawn once per distinct geometry, placed many times), its frame
+(x extent that neighbours abut), its y extent, and its terminals. A terminal is a met2 landing pad (on a via1 for
+MOS terminals, on a via2 for capacitor plates) from which the cell router runs a vertical met2 riser up to the
+net's met3 track; its `role` names the device pin ('s', 'd', 'g', 'b'; 'c0' top plate, 'c1' bottom plate).
+
+MOS strip, in the cell's own coordinates (diff lower-left at the origin, gates vertical):
+
+    tap | gap | S g D g S ... | gate contact        poly fingers joined by a poly bar above the diff,
+                                                   contacted once at the right (licon, li, mcon, met1, via1)
+
+Source/drain strips alternate s, d, s, ... from the left; the cell router assigns nets to them. A pfet strip
+needs an nwell: the cell router draws one per row of pfets (so that neighbouring wells merge); lvt devices get
+their own lvtn rectangle (lvtn.4b).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Tuple
+
+from .canvas import Canvas, Library
+from .rules import LayoutError, LayoutRules
+
+__all__ = ["Item", "Terminal", "mos_strip", "mim_cap"]
+
+
+@dataclass(frozen=True)
+class Terminal:
+    role: str      # device pin the terminal belongs to
+    x: int         # riser centre x
+    y: int         # riser start (bottom of the met2 landing pad)
+
+
+@dataclass
+class Item:
+    cell: Canvas
+    x0: int                      # frame: neighbours abut at x0 / x1
+    x1: int
+    y0: int                      # lowest feature (well / implant included)
+    y1: int                      # highest feature
+    terminals: List[Terminal] = field(default_factory=list)
+    well: str = ""               # 'n' for a pfet strip: wants the row's nwell over [x0, x1]
+    well_y: Tuple[int, int] = (0, 0)
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+def _contact_column(n_max_len: int, cut: int, space: int) -> Tuple[int, int]:
+    """How many cuts of `cut` at pitch cut + space fit in a length, and the length they use."""
+    n = max(1, (n_max_len - cut) // (cut + space) + 1)
+    return n, n * cut + (n - 1) * space
+
+
+def _cuts(n: int, cut: int, space: int, start: int) -> List[int]:
+    return [start + i * (cut + space) for i in range(n)]
+
+
+def _stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int, layer_cut: str) -> Tuple[int, int]:
+    """li strip over a licon column spanning [y_lo, y_hi] (cuts drawn by the caller), mcons on it, a met1 strip,
+    a via1 at its centre and the met2 landing. Returns (via1 centre y, landing bottom y)."""
+    li_lo, li_hi = y_lo - R.li_adj, y_hi + R.li_adj
+    need = -(-R.li_area // R.licon)
+    if li_hi - li_lo < need:
+        grow = R.snap((need - (li_hi - li_lo) + 1) / 2)
+        li_lo, li_hi = li_lo - grow, li_hi + grow
+    c.box("li", xc - R.licon // 2, li_lo, xc + R.licon - R.licon // 2, li_hi)
+    nm = max(1, (li_hi - li_lo - R.mcon) // (R.mcon + R.mcon_sp) + 1)
+    used = nm * R.mcon + (nm - 1) * R.mcon_sp
+    m0 = li_lo + (li_hi - li_lo - used) // (2 * R.grid) * R.grid
+    for y in _cuts(nm, R.mcon, R.mcon_sp, m0):
+        c.box("mcon", xc - R.mcon // 2, y, xc + R.mcon - R.mcon // 2, y + R.mcon)
+    yv = R.snap((li_lo + li_hi) / 2 - R.via / 2) + R.via // 2
+    lo = min(m0 - R.m1_mcon_adj, yv - R.via // 2 - R.m1_via_adj)
+    hi = max(m0 + used + R.m1_mcon_adj, yv + R.via // 2 + R.m1_via_adj)
+    need = -(-R.m1_area // R.m1_strip)
+    if hi - lo < need:
+        grow = R.snap((need - (hi - lo) + 1) / 2)
+        lo, hi = lo - grow, hi + grow
+    c.box("met1", xc - R.m1_strip // 2, lo, xc + R.m1_strip - R.m1_strip // 2, hi)
+    return yv, _via1_landing(c, R, xc, yv)
+
+
+def _via1_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
+    c.box("via", xc - R.via // 2, yv - R.via // 2, xc + R.via - R.via // 2, yv + R.via - R.via // 2)
+    h = R.via + 2 * R.m2_via_adj
+    lo = yv - R.via // 2 - R.m2_via_adj
+    c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + h)
+    return lo
+
+
+def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: int) -> Item:
+    """A MOS strip of nf fingers of W/L = w/l um (`kind`: nfet, nfet_lvt, pfet, pfet_lvt) with its own tap."""
+    W, L = R.snap(w * 1000), R.snap(l * 1000)
+    if W < R.licon + 2 * R.licon_diff:
+        raise LayoutError(f"{kind} w={w} um: narrower than one contact row needs "
+                          f"({(R.licon + 2 * R.licon_diff) / 1000:g} um)")
+    name = f"kc_{kind}_w{W}_l{L}_f{nf}"
+    got = lib.items.get(name)
+    if got is not None:
+        return got
+    c = lib.new_cell(name)
+    pol = "p" if kind.startswith("pfet") else "n"
+    sd_imp, tap_imp = ("psdm", "nsdm") if pol == "p" else ("nsdm", "psdm")
+    SD = R.sd
+    X = nf * L + (nf + 1) * SD
+    c.box("diff", 0, 0, X, W)
+    # ---- source / drain contacts and their met1 + via1 landings
+    n, _ = _contact_column(W - 2 * R.licon_diff, R.licon, R.licon_sp)
+    used = n * R.licon + (n - 1) * R.licon_sp
+    y0 = ((W - used) // 2) // R.grid * R.grid
+    terms: List[Terminal] = []
+    for k in range(nf + 1):
+        xc = k * (L + SD) + SD // 2
+        xc = xc // R.grid * R.grid if (R.licon // 2) % R.grid == 0 else xc
+        xl = xc - R.licon // 2
+        for y in _cuts(n, R.licon, R.licon_sp, y0):
+            c.box("licon", xl, y, xl + R.licon, y + R.licon)
+        _, land = _stack_up(c, R, xc, y0, y0 + used, "licon")
+        terms.append(Terminal("s" if k % 2 == 0 else "d", xc, land))
+    # ---- gates, poly bar and the gate contact at the right
+    bar_lo = W + R.snap(max(R.licon_gate, 150))
+    bar_h = R.licon + 2 * R.licon_poly_adj
+    xg = X + 350
+    for i in range(nf):
+        x = SD + i * (L + SD)
+        c.box("poly", x, -R.poly_end, x + L, bar_lo)
+    bar_r = xg + R.licon // 2 + R.licon_poly_adj
+    c.box("poly", SD, bar_lo, bar_r, bar_lo + bar_h)
+    yg = bar_lo + bar_h // 2
+    c.cbox("licon", xg, yg, R.licon, R.licon)
+    c.box("npc", xg - R.licon // 2 - R.npc_licon, yg - R.licon // 2 - R.npc_licon,
+          xg + R.licon // 2 + R.npc_licon, yg + R.licon // 2 + R.npc_licon)
+    li_x = R.licon // 2 + R.li_adj + R.grid          # li.5 on the x sides, and li.6 area with a margin
+    c.box("li", xg - li_x, yg - R.licon // 2, xg + li_x, yg + R.licon // 2)
+    c.cbox("mcon", xg, yg, R.mcon, R.mcon)
+    pad_h = max(R.mcon + 2 * R.m1_mcon_adj, R.via + 2 * R.m1_via_adj, -(-R.m1_area // R.m1_strip) + 10)
+    pad_h = R.snap(pad_h) + (R.snap(pad_h) // R.grid % 2) * R.grid
+    c.cbox("met1", xg, yg, R.m1_strip, pad_h)
+    terms.append(Terminal("g", xg, _via1_landing(c, R, xg, yg)))
+    # ---- tap (substrate / well contact) at the left
+    gap = R.snap(max(R.difftap_sp, 2 * 200))
+    TW = R.tap_w
+    TH = max(W, TW)
+    tx1 = -gap
+    tx0 = tx1 - TW
+    c.box("tap", tx0, 0, tx1, TH)
+    nt, _ = _contact_column(TH - 2 * R.licon_diff, R.licon, R.licon_sp)
+    used_t = nt * R.licon + (nt - 1) * R.licon_sp
+    ty0 = ((TH - used_t) // 2) // R.grid * R.grid
+    txc = (tx0 + tx1) // 2
+    for y in _cuts(nt, R.licon, R.licon_sp, ty0):
+        c.box("licon", txc - R.licon // 2, y, txc + R.licon - R.licon // 2, y + R.licon)
+    _, land = _stack_up(c, R, txc, ty0, ty0 + used_t, "licon")
+    terms.append(Terminal("b", txc, land))
+    # ---- implants: the diff's own, the tap's opposite one; they abut at x = -gap/2
+    imp = R.implant_diff
+    mid = -gap // 2 // R.grid * R.grid
+    x0 = tx0 - gap // 2
+    x1 = bar_r + 120 + 165
+    c.box(sd_imp, mid, -imp, X + 200, W + imp)
+    c.box(tap_imp, x0, -imp, mid, TH + imp)
+    ylo, yhi = -imp - 100, max(bar_lo + bar_h, TH + imp)
+    item = Item(c, x0, x1, ylo, yhi, terms)
+    if kind.endswith("_lvt"):
+        c.box("lvtn", SD - R.lvtn_gate, -R.lvtn_gate, X - SD + R.lvtn_gate, W + R.lvtn_gate)
+    if pol == "p":
+        m = max(R.nwell_pdiff, R.lvtn_gate + R.nwell_lvtn if kind.endswith("_lvt") else 0)
+        item.well = "n"
+        item.well_y = (min(-m, -R.nwell_pdiff), max(W + m, TH + R.nwell_pdiff, yhi + 100))
+        item.y0 = min(item.y0, item.well_y[0])
+        item.y1 = max(item.y1, item.well_y[1])
+    lib.items[name] = item
+    return item
+
+
+def mim_cap(lib: Library, R: LayoutRules, w: float, l: float) -> Item:
+    """A cap_mim_m3_1 of capm w x l um: met3 bottom plate (terminal c1) with a tab, via3 array to the met4 top
+    plate (terminal c0) whose strip reaches a separate met3 island; each terminal lands a via2 for its riser."""
+    Wc, Lc = R.snap(w * 1000), R.snap(l * 1000)
+    name = f"kc_mimcap_w{Wc}_l{Lc}"
+    got = lib.items.get(name)
+    if got is not None:
+        return got
+    c = lib.new_cell(name)
+    e = R.capm_m3
+    c.box("capm", 0, 0, Wc, Lc)
+    c.box("met3", -e, -e, Wc + e, Lc + e)
+    # via3 array on the capm, capm.4 clearance, pitch via3 + via3 spacing
+    pitch = R.via3 + R.via3_sp
+    inner = lambda L_: (L_ - 2 * R.capm_via3 - R.via3) // pitch + 1
+    nx, ny = inner(Wc), inner(Lc)
+    if nx < 1 or ny < 1:
+        raise LayoutError(f"mimcap {w} x {l} um: too small for one via3 inside capm.4")
+    ox = ((Wc - (nx - 1) * pitch - R.via3) // 2) // R.grid * R.grid
+    oy = ((Lc - (ny - 1) * pitch - R.via3) // 2) // R.grid * R.grid
+    for i in range(nx):
+        for j in range(ny):
+            x, y = ox + i * pitch, oy + j * pitch
+            c.box("via3", x, y, x + R.via3, y + R.via3)
+    T = R.track
+    # bottom plate tab (met3) at the left, with its via2 landing
+    tab_h = 600
+    c.box("met3", -e, Lc + e, -e + T, Lc + e + tab_h)
+    xb = -e + T // 2
+    yb = Lc + e + tab_h - T // 2
+    # top plate: met4 over the capm and a strip up the right side to a met3 island (>= 0.5 um from capm)
+    isl_lo = Lc + 1400           # capm.2b_a: other met3 >= 1.2 um from the plate (capm + 0.14 um)
+    isl_h = 900
+    xi0, xi1 = Wc + e - T, Wc + e
+    c.box("met3", xi0, isl_lo, xi1, isl_lo + isl_h)
+    yv3 = isl_lo + R.via3 // 2 + R.m3_via3_adj
+    c.cbox("via3", (xi0 + xi1) // 2, yv3, R.via3, R.via3)
+    c.box("met4", 0, 0, Wc, Lc)
+    c.box("met4", xi0, Lc - T, xi1, yv3 + R.via3 // 2 + R.m4_via3)
+    yt = isl_lo + isl_h - T // 2
+    terms = [Terminal("c1", xb, _via2_landing(c, R, xb, yb)),
+             Terminal("c0", (xi0 + xi1) // 2, _via2_landing(c, R, (xi0 + xi1) // 2, yt))]
+    item = Item(c, -e - 800, Wc + e + 800, -e, isl_lo + isl_h, terms)
+    lib.items[name] = item
+    return item
+
+
+def _via2_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
+    c.cbox("via2", xc, yv, R.via2, R.via2)
+    h = R.via2 + 2 * R.m2_via2_adj
+    lo = yv - R.via2 // 2 - R.m2_via2_adj
+    c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + h)
+    return lo

@@ -1,0 +1,1 @@
+"""Verification (kchip.verify): DRC and LVS on KLayout's engine."""

@@ -1,0 +1,302 @@
+"""`kchip lvs`: extract devices and connectivity from a GDS and compare them with a SPICE schematic.
+
+Extraction (klayout.db LayoutVsSchematic, hierarchical):
+  * MOS4 devices per class: n-type diff (diff & nsdm outside nwell) or p-type (diff & psdm in nwell) under poly,
+    split by the lvtn implant into nfet_01v8 / nfet_01v8_lvt / pfet_01v8 / pfet_01v8_lvt (W, L per finger);
+    bulk: the substrate (the cell boundary less the n-wells) for n-type, the n-well for p-type;
+  * MIM capacitors (cap_mim_m3_1): capm over met3, C from the area (pdk.yaml devices.mimcap.c_area_f_per_um2);
+  * connectivity poly/diff/tap -> licon -> li -> mcon -> met1 -> via -> met2 -> via2 -> met3 -> via3 -> met4
+    (a via3 on capm joins the top plate to met4, elsewhere met3 to met4); labels name the nets.
+Schematic: the SPICE text read by KLayout's reader, the PDK device subcircuit calls (X... sky130_fd_pr__...)
+turned into devices (W of an m-fold device = m W), and resistors of at most kchip.cells.structure.TIE_OHMS
+read as shorts (the cells' ties, listed in the report). Parallel devices are combined on both sides (fingers and
+multipliers). The report says match, or names each mismatched net, device and pin with its location.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import klayout.db as kdb
+
+from ..cells.structure import TIE_OHMS
+from ..pdk import Pdk
+
+__all__ = ["LvsReport", "run_lvs", "LvsError"]
+
+MOS_KINDS = ("nfet", "nfet_lvt", "pfet", "pfet_lvt")
+
+
+class LvsError(ValueError):
+    """A bad LVS input (file, top cell, subcircuit)."""
+
+
+@dataclass
+class LvsReport:
+    gds: str
+    schematic: str
+    circuit: str
+    match: bool
+    layout_devices: int
+    schematic_devices: int
+    layout_nets: int
+    schematic_nets: int
+    mismatches: List[str] = field(default_factory=list)
+    ties: List[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        head = (f"LVS {self.circuit}: {'MATCH' if self.match else 'MISMATCH'} (layout {self.layout_devices} devices "
+                f"/ {self.layout_nets} nets, schematic {self.schematic_devices} / {self.schematic_nets})")
+        tie = [f"  ties read as shorts: {', '.join(self.ties)}"] if self.ties else []
+        return "\n".join([head] + tie + ["  " + m for m in self.mismatches])
+
+
+class _Reader(kdb.NetlistSpiceReaderDelegate):
+    """PDK device calls -> devices; ties -> shorts."""
+
+    def __init__(self, pdk: Pdk):
+        super().__init__()
+        self.pdk = pdk
+        self.kinds = {pdk.device(k)["name"].upper(): k for k in pdk.data["devices"]}   # the reader upper-cases
+        self.ties: List[str] = []
+        self.joins: List[tuple] = []
+        self.classes: Dict[str, object] = {}
+
+    def wants_subcircuit(self, name):
+        return name.upper() in self.kinds
+
+    def _class(self, circuit, model: str, kind: str):
+        # one class per model (the netlist's own lookup does not see classes added while reading)
+        dc = self.classes.get(model)
+        if dc is None:
+            dc = kdb.DeviceClassMOS4Transistor() if kind in MOS_KINDS else kdb.DeviceClassCapacitor()
+            dc.name = model
+            circuit.netlist().add(dc)
+            self.classes[model] = dc
+        return dc
+
+    def element(self, circuit, el, name, model, value, nets, params):
+        if el == "R" and value is not None and abs(value) <= TIE_OHMS and len(nets) == 2:
+            self.ties.append(f"R{name} ({nets[0].name}={nets[1].name})")
+            self.joins.append((circuit, nets[0], nets[1]))
+            return True
+        if el != "X" or model.upper() not in self.kinds:
+            return False
+        kind = self.kinds[model.upper()]
+        model = self.pdk.device(kind)["name"]
+        p = {k.upper(): v for k, v in params.items()}
+        m = float(p.get("M", p.get("MULT", 1.0)) or 1.0)
+        if kind in MOS_KINDS:
+            if len(nets) != 4:
+                raise LvsError(f"schematic: X{name} ({model}): {len(nets)} terminals, expected 4 (d g s b)")
+            dc = self._class(circuit, model, kind)
+            dev = circuit.create_device(dc, name)
+            for term, net in zip(("D", "G", "S", "B"), nets):
+                dev.connect_terminal(term, net)
+            dev.set_parameter("W", float(p["W"]) * m)
+            dev.set_parameter("L", float(p["L"]))
+            return True
+        if kind == "mimcap":
+            dc = self._class(circuit, model, kind)
+            dev = circuit.create_device(dc, name)
+            dev.connect_terminal("A", nets[0])
+            dev.connect_terminal("B", nets[1])
+            area = float(p["W"]) * float(p["L"])
+            ca = float(self.pdk.device("mimcap")["c_area_f_per_um2"])
+            dev.set_parameter("C", ca * area * m)
+            dev.set_parameter("A", area * m)
+            return True
+        raise LvsError(f"schematic: X{name} ({model}): kchip's LVS has no extraction for a {kind!r}")
+
+
+def read_schematic(path: Path, pdk: Pdk, circuit: Optional[str] = None):
+    """(netlist, ties) of a SPICE file; keeps only `circuit` (and what it instantiates) when given."""
+    rd = _Reader(pdk)
+    nl = kdb.Netlist()
+    try:
+        nl.read(str(path), kdb.NetlistSpiceReader(rd))
+    except RuntimeError as e:
+        raise LvsError(f"{path}: SPICE read failed: {e}") from None
+    for c, a, b in rd.joins:
+        c.join_nets(a, b)
+    for c in {id(c): c for c, _, _ in rd.joins}.values():
+        _one_pin_per_net(c)
+    if circuit is not None:
+        top = nl.circuit_by_name(circuit)
+        if top is None:
+            names = ", ".join(c.name for c in nl.each_circuit())
+            raise LvsError(f"{path}: no subcircuit {circuit!r} (has: {names})")
+        keep = {top.name} | {c.name for c in _children(top)}
+        for c in [c for c in nl.each_circuit() if c.name not in keep]:
+            nl.remove(c)
+    return nl, rd.ties
+
+
+def _one_pin_per_net(c) -> None:
+    """A tie between two pins leaves two pins on one net: keep the first (the layout has one net, one pin)."""
+    seen = set()
+    for pin in list(c.each_pin()):
+        net = c.net_for_pin(pin)
+        key = net.cluster_id if net is not None else None
+        if net is not None and key in seen:
+            c.remove_pin(pin.id())
+        elif net is not None:
+            seen.add(key)
+
+
+def _children(c):
+    out = []
+    for sc in c.each_subcircuit():
+        ref = sc.circuit_ref()
+        out.append(ref)
+        out += _children(ref)
+    return out
+
+
+def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchematic:
+    lvs = kdb.LayoutVsSchematic(kdb.RecursiveShapeIterator(layout, top, []))
+    P = lambda n: lvs.make_polygon_layer(layout.layer(*pdk.layer(n)), n)
+    T = lambda n: lvs.make_text_layer(layout.layer(*pdk.layer(n, "label")), n + "_lbl")
+    nwell, diff, tap, poly = P("nwell"), P("diff"), P("tap"), P("poly")
+    nsdm, psdm, lvtn, bnd = P("nsdm"), P("psdm"), P("lvtn"), P("prbndry")
+    licon, li, mcon, m1, via, m2, via2, m3, via3, m4 = (P(n) for n in
+                                                       ("licon", "li", "mcon", "met1", "via", "met2", "via2",
+                                                        "met3", "via3", "met4"))
+    capm = P("capm")
+    ndiff = (diff & nsdm) - nwell
+    pdiff = (diff & psdm) & nwell
+    ngate, pgate = ndiff & poly, pdiff & poly
+    nsd, psd = ndiff - poly, pdiff - poly
+    ptap = (tap & psdm) - nwell
+    ntap = (tap & nsdm) & nwell
+    sub = bnd - nwell
+    via3_cap = via3 & capm
+    via3_m = via3 - capm
+    regs = dict(nsd=nsd, psd=psd, ptap=ptap, ntap=ntap, sub=sub, via3_cap=via3_cap, via3_m=via3_m)
+    for k, r in regs.items():
+        lvs.register(r, k)
+    classes = {"nfet": (ngate - lvtn, nsd, sub), "nfet_lvt": (ngate & lvtn, nsd, sub),
+               "pfet": (pgate - lvtn, psd, nwell), "pfet_lvt": (pgate & lvtn, psd, nwell)}
+    for kind, (g, sd, w) in classes.items():
+        lvs.register(g, f"gate_{kind}")
+        ex = kdb.DeviceExtractorMOS4Transistor(pdk.device(kind)["name"])
+        lvs.extract_devices(ex, {"SD": sd, "G": g, "P": poly, "W": w})
+    cap = pdk.device("mimcap")
+    ex = kdb.DeviceExtractorCapacitor(cap["name"], float(cap["c_area_f_per_um2"]))
+    lvs.extract_devices(ex, {"P1": capm, "P2": m3})
+    for a, b in ((poly, licon), (nsd, licon), (psd, licon), (ptap, licon), (ntap, licon), (licon, li),
+                 (li, mcon), (mcon, m1), (m1, via), (via, m2), (m2, via2), (via2, m3), (m3, via3_m),
+                 (via3_m, m4), (capm, via3_cap), (via3_cap, m4), (sub, ptap), (nwell, ntap)):
+        lvs.connect(a, b)
+    for n, lay in (("li", li), ("met1", m1), ("met2", m2), ("met3", m3), ("met4", m4)):
+        lvs.connect(lay, T(n))
+    for lay in (nwell, diff, tap, poly, li, m1, m2, m3, m4, capm, sub, nsd, psd):
+        lvs.connect(lay)
+    lvs.extract_netlist()
+    return lvs
+
+
+def _prepare(nl: kdb.Netlist, pdk: Pdk) -> None:
+    for kind in MOS_KINDS:
+        dc = nl.device_class_by_name(pdk.device(kind)["name"])
+        if dc is not None:
+            eq = kdb.EqualDeviceParameters(kdb.DeviceClassMOS4Transistor.PARAM_W, 0.0, 1e-3) + \
+                 kdb.EqualDeviceParameters(kdb.DeviceClassMOS4Transistor.PARAM_L, 0.0, 1e-3)
+            dc.equal_parameters = eq
+    dc = nl.device_class_by_name(pdk.device("mimcap")["name"])
+    if dc is not None:
+        dc.equal_parameters = kdb.EqualDeviceParameters(kdb.DeviceClassCapacitor.PARAM_C, 0.0, 1e-3)
+    nl.combine_devices()
+    nl.make_top_level_pins()
+    nl.purge()
+
+
+def run_lvs(gds: Path, schematic: Path, pdk: Pdk, top: Optional[str] = None, circuit: Optional[str] = None,
+            lvsdb: Optional[Path] = None, json_out: Optional[Path] = None) -> LvsReport:
+    """Compare the top cell of `gds` with subcircuit `circuit` (default: the cell's name) of `schematic`."""
+    t0 = time.perf_counter()
+    gds, schematic = Path(gds), Path(schematic)
+    for f in (gds, schematic):
+        if not f.is_file():
+            raise LvsError(f"{f}: no such file")
+    layout = kdb.Layout()
+    try:
+        layout.read(str(gds))
+    except RuntimeError as e:
+        raise LvsError(f"{gds}: not a readable GDS/OASIS file: {e}") from None
+    from .drc import DrcError, _top_cell
+    try:
+        cell = _top_cell(layout, top, gds)
+    except DrcError as e:
+        raise LvsError(str(e)) from None
+    name = circuit or cell.name
+    schem, ties = read_schematic(schematic, pdk, name)
+    lvs = _extract(layout, cell, pdk)
+    lnl = lvs.netlist()
+    lnl.circuit_by_name(cell.name).name = name
+    lnl.flatten()                # device cells (strips) into the cell: the schematic is flat
+    _prepare(lnl, pdk)
+    _prepare(schem, pdk)
+    lvs.reference = schem
+    comp = kdb.NetlistComparer()
+    ok = bool(lvs.compare(comp))
+    mism = [] if ok else _mismatches(lvs, layout.dbu)
+    lc, sc = lnl.circuit_by_name(name), schem.circuit_by_name(name)
+    count = lambda c, what: len(list(getattr(c, what)())) if c is not None else 0
+    rep = LvsReport(str(gds), str(schematic), name, ok, count(lc, "each_device"), count(sc, "each_device"),
+                    count(lc, "each_net"), count(sc, "each_net"), mism, ties, time.perf_counter() - t0)
+    if lvsdb is not None:
+        Path(lvsdb).parent.mkdir(parents=True, exist_ok=True)
+        lvs.write(str(lvsdb))
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
+    return rep
+
+
+def _where(lvs, net, dbu) -> str:
+    if net is None:
+        return ""
+    b = kdb.Box()
+    for name in ("met1", "met2", "met3", "li", "poly"):
+        lay = lvs.layer_by_name(name)
+        if lay is not None:
+            b += lvs.shapes_of_net(net, lay, True).bbox()
+    if b.empty():
+        return ""
+    return f" at ({b.left * dbu:.3f}, {b.bottom * dbu:.3f})-({b.right * dbu:.3f}, {b.top * dbu:.3f}) um"
+
+
+def _mismatches(lvs, dbu) -> List[str]:
+    xref = lvs.xref()
+    X = kdb.NetlistCrossReference
+    bad = (X.Mismatch, X.NoMatch)
+    out: List[str] = []
+    for cp in xref.each_circuit_pair():
+        for npair in xref.each_net_pair(cp):
+            if npair.status() in bad:
+                a, b = npair.first(), npair.second()
+                out.append(f"net: layout {a.expanded_name() if a else '-'} / schematic "
+                           f"{b.expanded_name() if b else '-'}{_where(lvs, a, dbu)}")
+        for dp in xref.each_device_pair(cp):
+            if dp.status() in bad:
+                a, b = dp.first(), dp.second()
+                desc = lambda d: (f"{d.expanded_name()} {d.device_class().name} "
+                                  f"W={d.parameter('W'):.4g} L={d.parameter('L'):.4g}"
+                                  if d is not None and d.device_class().name.find("cap") < 0 else
+                                  (f"{d.expanded_name()} {d.device_class().name}" if d is not None else "-"))
+                out.append(f"device: layout {desc(a)} / schematic {desc(b)}")
+        for pp in xref.each_pin_pair(cp):
+            if pp.status() in bad:
+                a, b = pp.first(), pp.second()
+                out.append(f"pin: layout {a.expanded_name() if a else '-'} / schematic "
+                           f"{b.expanded_name() if b else '-'}")
+    if not out:
+        out.append("circuits differ (no net, device or pin pair flagged; see the .lvsdb)")
+    return out
