@@ -16,6 +16,8 @@ COMMAND_MODULES = [
     "kchip.cells.cli",
     "kchip.netlist.cli",
     "kchip.sim.cli",
+    "kchip.layout.cli",
+    "kchip.verify.cli",
 ]
 
 

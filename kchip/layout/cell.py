@@ -26,19 +26,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..cells.structure import Circuit, Device
 from ..pdk import Pdk
 from .canvas import Canvas, Library
-from .devices import Item, mim_cap, mos_strip
+from .devices import Item, Placed, mim_cap, mos_strip, res_segment
+from .wells import isolated_well
 from .rules import LayoutError, LayoutRules
 
 __all__ = ["CellLayout", "layout_circuit"]
-
-
-@dataclass
-class Placed:
-    item: Item
-    nets: Dict[str, str]          # role -> net
-    device: str                   # instance name of the schematic device (strips share it)
-    x: int = 0                    # placement origin
-    y: int = 0
 
 
 @dataclass
@@ -58,12 +50,27 @@ class CellLayout:
         return (b.left / 1000, b.bottom / 1000, b.right / 1000, b.top / 1000)
 
 
-def _strips(R: LayoutRules, lib: Library, circ: Circuit, d: Device, fingers: Sequence[int]) -> List[Placed]:
+def _fold(R: LayoutRules, d: Device, max_w_um: float, snapped: Optional[List[str]] = None) -> Tuple[int, float]:
+    """Fingers per copy and the finger width: a device wider than max_w_um is folded into equal fingers whose
+    width stays on the manufacturing grid (the total W is exact). A W that is itself off the grid is drawn at the
+    nearest grid width and listed in `snapped` (LVS's W tolerance covers it; the report names it)."""
+    W = int(round(d.w * 1000 / R.grid)) * R.grid
+    if abs(W - d.w * 1000) > 1e-6 and snapped is not None:
+        snapped.append(f"{d.name} w={d.w:g} -> {W / 1000:g} um (x{d.m})")
+    nf = max(1, math.ceil(d.w / max_w_um - 1e-9))
+    for k in range(nf, 4 * nf + 1):
+        if W % (k * R.grid) == 0:
+            return k, W / k / 1000
+    raise LayoutError(f"{d.name}: w={d.w} um cannot be folded into fingers on the {R.grid} nm grid")
+
+
+def _strips(R: LayoutRules, lib: Library, circ: Circuit, d: Device, fingers: Sequence[int],
+            wf: float) -> List[Placed]:
     nets = {p: circ.terminal_net(d, p) for p in d.pins}
     out = []
     for nf in fingers:
-        it = mos_strip(lib, R, d.kind, d.w, d.l, nf)
-        out.append(Placed(it, {"s": nets["s"], "d": nets["d"], "g": nets["g"], "b": nets["b"]}, d.name))
+        it = mos_strip(lib, R, d.kind, wf, d.l, nf)
+        out.append(Placed(it, [nets[t.role] for t in it.terminals], d.name))
     return out
 
 
@@ -80,21 +87,44 @@ def _classes(circ: Circuit) -> Tuple[str, Dict[str, str]]:
         if d.is_mos:
             b = circ.terminal_net(d, "b")
             if d.polarity == "n":
-                if b != sub:
-                    raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}) has bulk {b!r}, not the substrate "
-                                      f"net {sub!r}: it needs an isolated p-well (deep n-well), which kchip's "
-                                      f"generators do not draw yet")
-                cls[d.name] = "n"
+                cls[d.name] = "n" if b == sub else f"iso:{b}"     # iso: an isolated p-well of its own
             else:
                 cls[d.name] = f"p:{b}"
         elif d.kind == "mimcap":
             cls[d.name] = "cap"
+        elif d.kind == "res_xhigh":
+            b = circ.terminal_net(d, "sub")
+            if b != sub:
+                raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}) has its body on {b!r}, not the "
+                                  f"substrate net {sub!r}")
+            cls[d.name] = "res"
         else:
             raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}): no layout generator for a {d.kind!r}")
     return sub, cls
 
 
-def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int) -> Dict[str, List[Placed]]:
+def _res_chain(R: LayoutRules, lib: Library, circ: Circuit, d: Device, max_len_um: float) -> List[Placed]:
+    """A precision resistor as a series chain of equal segments (each on the grid) of at most max_len_um."""
+    L = int(round(d.l * 1000))
+    n = max(1, math.ceil(d.l / max_len_um - 1e-9))
+    while L % (n * R.grid):
+        n += 1
+    a, b = circ.terminal_net(d, "r0"), circ.terminal_net(d, "r1")
+    nodes = [a] + [f"_kr_{d.name.lower()}_{k}" for k in range(1, n)] + [b]
+    out = []
+    for _ in range(d.m):
+        for k in range(n):
+            it = res_segment(lib, R, d.w, L / n / 1000)
+            ends = {"r0": nodes[k], "r1": nodes[k + 1]}
+            out.append(Placed(it, [ends[t.role] for t in it.terminals], d.name))
+    if d.m != 1:
+        raise LayoutError(f"{d.name}: m={d.m} precision resistors in parallel are not supported")
+    return out
+
+
+def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int, max_w_um: float,
+           matched: Optional[List[str]] = None, max_res_um: float = 25.0,
+           snapped: Optional[List[str]] = None) -> Dict[str, List[Placed]]:
     _, cls = _classes(circ)
     groups: Dict[str, List[str]] = {}
     for g in circ.match_groups:
@@ -112,19 +142,26 @@ def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int) -> Dic
         if d.kind == "mimcap":
             it = mim_cap(lib, R, d.w, d.l)
             for _ in range(d.m):
-                row.append(Placed(it, {"c0": circ.terminal_net(d, "c0"), "c1": circ.terminal_net(d, "c1")}, d.name))
+                row.append(Placed(it, [circ.terminal_net(d, t.role) for t in it.terminals], d.name))
+            done.add(d.name)
+            continue
+        if d.kind == "res_xhigh":
+            row += _res_chain(R, lib, circ, d, max_res_um)
             done.add(d.name)
             continue
         members = [n for n in groups.get(d.name, [d.name]) if n not in done]
-        total = sum(devs[n].m for n in members)
+        fold = {n: _fold(R, devs[n], max_w_um, snapped) for n in members}
+        total = sum(devs[n].m * fold[n][0] for n in members)
         size = max_fingers if len(members) == 1 else max(1, math.ceil(total / 32))
         spread = []
         for n in members:
-            parts = _strips(R, lib, circ, devs[n], _chunks(devs[n].m, size))
+            parts = _strips(R, lib, circ, devs[n], _chunks(devs[n].m * fold[n][0], size), fold[n][1])
             spread += [((k + 0.5) / len(parts), n, p) for k, p in enumerate(parts)]
             done.add(n)
         spread.sort(key=lambda t: (t[0], members.index(t[1])))
         row += [p for _, _, p in spread]
+        if matched is not None and len(members) > 1:
+            matched.append("/".join(members))
     return out
 
 
@@ -157,15 +194,23 @@ def _left_edge(spans: List[Tuple[int, int, str]], space: int) -> Dict[str, int]:
 
 
 def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_fingers: int = 8,
-                   row_height_nm: int = 9000) -> CellLayout:
+                   max_finger_w_um: float = 8.0, row_height_nm: int = 9000) -> CellLayout:
     """Lay out one cell; returns a `CellLayout` whose `cell` is the top Component (named like the subckt)."""
     R = LayoutRules.from_pdk(pdk)
     lib = lib or Library(pdk, circ.name)
-    classes = _items(R, lib, circ, max_fingers)
+    matched: List[str] = []
+    snapped: List[str] = []
+    classes = _items(R, lib, circ, max_fingers, max_finger_w_um, matched, snapped=snapped)
+    well_net = "vdd" if "vdd" in circ.nets else None
+    for k in [k for k in classes if k.startswith("iso:")]:
+        if well_net is None:
+            raise LayoutError(f"cell {circ.name}: isolated p-well of {k[4:]!r} needs a 'vdd' net for its n-well ring")
+        classes[k] = [isolated_well(lib, R, f"{circ.name}_pw_{k[4:]}", classes[k], well_net)]
     allw = sum(p.item.width for ps in classes.values() for p in ps)
     widest = max(p.item.width for ps in classes.values() for p in ps)
     target = max(widest, int(math.sqrt(allw * row_height_nm)))
-    order = ["n"] + sorted(k for k in classes if k.startswith("p:")) + ["cap"]
+    order = ["n"] + sorted(k for k in classes if k.startswith("iso:")) + \
+        sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
     rows = [r for k in order if k in classes for r in _pack(classes[k], target)]
 
     # ---- x placement, terminals per row
@@ -176,8 +221,8 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
         for p in r:
             p.x = x - p.item.x0
             x += p.item.width
-            for t in p.item.terminals:
-                terms.setdefault(p.nets[t.role], []).append(p.x + t.x)
+            for t, n in zip(p.item.terminals, p.nets):
+                terms.setdefault(n, []).append(p.x + t.x)
         row_terms.append(terms)
     right = max(sum(p.item.width for p in r) for r in rows)
     pins = [circ.net(p) for p in circ.pins]
@@ -235,8 +280,7 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     v2h = R.via2 // 2 + R.m2_via2_adj
     for r, ty in zip(rows, track_y):
         for p in r:
-            for t in p.item.terminals:
-                n = p.nets[t.role]
+            for t, n in zip(p.item.terminals, p.nets):
                 x, c = p.x + t.x, ty[n]
                 top.box("met2", x - R.riser // 2, p.y + t.y, x + R.riser - R.riser // 2, c + v2h)
                 top.cbox("via2", x, c, R.via2, R.via2)
@@ -260,7 +304,9 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     top.box("prbndry", b.left - 500, b.bottom - 500, b.right + 500, b.top + 500)
     strips = sum(len(r) for r in rows)
     stats = dict(devices=len(circ.devices), copies=circ.copies, gate_area_um2=round(circ.gate_area_um2, 4),
-                 rows=len(rows), strips=strips)
+                 rows=len(rows), strips=strips,
+                 matching=("interdigitated, evenly spread along the row: " + ", ".join(matched)) if matched
+                 else "no matched groups", snapped=snapped)
     out = CellLayout(circ.name, top, lib, circ, len(rows), strips, pin_pos, stats)
     bb = out.bbox_um
     out.stats["bbox_area_um2"] = round((bb[2] - bb[0]) * (bb[3] - bb[1]), 3)

@@ -23,7 +23,7 @@ from typing import List, Tuple
 from .canvas import Canvas, Library
 from .rules import LayoutError, LayoutRules
 
-__all__ = ["Item", "Terminal", "mos_strip", "mim_cap"]
+__all__ = ["Item", "Placed", "Terminal", "mos_strip", "mim_cap", "stack_up"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,17 @@ class Item:
         return self.x1 - self.x0
 
 
-def _contact_column(n_max_len: int, cut: int, space: int) -> Tuple[int, int]:
+@dataclass
+class Placed:
+    """An item placed in a cell, with the net of each of its terminals."""
+    item: Item
+    nets: List[str]               # net of each of item.terminals
+    device: str                   # instance name of the schematic device (strips share it)
+    x: int = 0                    # placement origin
+    y: int = 0
+
+
+def contact_column(n_max_len: int, cut: int, space: int) -> Tuple[int, int]:
     """How many cuts of `cut` at pitch cut + space fit in a length, and the length they use."""
     n = max(1, (n_max_len - cut) // (cut + space) + 1)
     return n, n * cut + (n - 1) * space
@@ -59,7 +69,7 @@ def _cuts(n: int, cut: int, space: int, start: int) -> List[int]:
     return [start + i * (cut + space) for i in range(n)]
 
 
-def _stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int, layer_cut: str) -> Tuple[int, int]:
+def stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int, layer_cut: str) -> Tuple[int, int]:
     """li strip over a licon column spanning [y_lo, y_hi] (cuts drawn by the caller), mcons on it, a met1 strip,
     a via1 at its centre and the met2 landing. Returns (via1 centre y, landing bottom y)."""
     li_lo, li_hi = y_lo - R.li_adj, y_hi + R.li_adj
@@ -109,7 +119,7 @@ def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: i
     X = nf * L + (nf + 1) * SD
     c.box("diff", 0, 0, X, W)
     # ---- source / drain contacts and their met1 + via1 landings
-    n, _ = _contact_column(W - 2 * R.licon_diff, R.licon, R.licon_sp)
+    n, _ = contact_column(W - 2 * R.licon_diff, R.licon, R.licon_sp)
     used = n * R.licon + (n - 1) * R.licon_sp
     y0 = ((W - used) // 2) // R.grid * R.grid
     terms: List[Terminal] = []
@@ -119,7 +129,7 @@ def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: i
         xl = xc - R.licon // 2
         for y in _cuts(n, R.licon, R.licon_sp, y0):
             c.box("licon", xl, y, xl + R.licon, y + R.licon)
-        _, land = _stack_up(c, R, xc, y0, y0 + used, "licon")
+        _, land = stack_up(c, R, xc, y0, y0 + used, "licon")
         terms.append(Terminal("s" if k % 2 == 0 else "d", xc, land))
     # ---- gates, poly bar and the gate contact at the right
     bar_lo = W + R.snap(max(R.licon_gate, 150))
@@ -148,13 +158,13 @@ def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: i
     tx1 = -gap
     tx0 = tx1 - TW
     c.box("tap", tx0, 0, tx1, TH)
-    nt, _ = _contact_column(TH - 2 * R.licon_diff, R.licon, R.licon_sp)
+    nt, _ = contact_column(TH - 2 * R.licon_diff, R.licon, R.licon_sp)
     used_t = nt * R.licon + (nt - 1) * R.licon_sp
     ty0 = ((TH - used_t) // 2) // R.grid * R.grid
     txc = (tx0 + tx1) // 2
     for y in _cuts(nt, R.licon, R.licon_sp, ty0):
         c.box("licon", txc - R.licon // 2, y, txc + R.licon - R.licon // 2, y + R.licon)
-    _, land = _stack_up(c, R, txc, ty0, ty0 + used_t, "licon")
+    _, land = stack_up(c, R, txc, ty0, ty0 + used_t, "licon")
     terms.append(Terminal("b", txc, land))
     # ---- implants: the diff's own, the tap's opposite one; they abut at x = -gap/2
     imp = R.implant_diff
@@ -230,3 +240,56 @@ def _via2_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
     lo = yv - R.via2 // 2 - R.m2_via2_adj
     c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + h)
     return lo
+
+
+def res_segment(lib: Library, R: LayoutRules, w: float, l: float) -> Item:
+    """One segment of a sky130 precision poly resistor (res_xhigh_po): a vertical poly strip of width w, body
+    length l between the front ends of its two slot licons (the model's L), under urpm + psdm + npc, body marked
+    by polyres. Terminals: 'r1' at the top head, 'r0' at the bottom head (its met1 runs right to a riser clear
+    of the top head). Longer resistors are chains of segments (KLayout combines them in series for LVS)."""
+    Wn, Ln = R.snap(w * 1000), R.snap(l * 1000)
+    name = f"kc_xhigh_w{Wn}_l{Ln}"
+    got = lib.items.get(name)
+    if got is not None:
+        return got
+    c = lib.new_cell(name)
+    sw, sl = R.slot_w, R.slot_l
+    end = R.licon_diff                                # poly enclosure of the slot ends (0.06)
+    if Wn < sw + 2 * R.li_adj:
+        raise LayoutError(f"res_xhigh_po w={w} um: narrower than a slot licon with its li enclosure")
+    y_lo, y_hi = -sl - end, Ln + sl + end
+    c.box("poly", 0, y_lo, Wn, y_hi)
+    c.box("polyres", 0, 0, Wn, Ln)
+    xc = Wn // 2 // R.grid * R.grid
+    terms = []
+    for role, s0 in (("r0", -sl), ("r1", Ln)):
+        c.box("licon", xc - sw // 2, s0, xc + sw - sw // 2, s0 + sl)
+        c.box("li", 0, s0, Wn, s0 + sl)
+        nm = (sl - R.mcon) // (R.mcon + R.mcon_sp) + 1
+        used = nm * R.mcon + (nm - 1) * R.mcon_sp
+        m0 = s0 + ((sl - used) // 2) // R.grid * R.grid
+        for k in range(nm):
+            y = m0 + k * (R.mcon + R.mcon_sp)
+            c.box("mcon", xc - R.mcon // 2, y, xc + R.mcon - R.mcon // 2, y + R.mcon)
+        lo, hi = m0 - R.m1_mcon_adj, m0 + used + R.m1_mcon_adj
+        c.box("met1", xc - R.m1_strip // 2, lo, xc + R.m1_strip - R.m1_strip // 2, hi)
+        yv = R.snap((lo + hi) / 2 - R.via / 2) + R.via // 2
+        if role == "r1":
+            terms.append(Terminal(role, xc, _via1_landing(c, R, xc, yv)))
+        else:
+            xr = xc + R.riser + 2 * R.m2_sp + R.m1_strip // 2       # clear of the top head's riser
+            c.box("met1", xc, yv - R.m1_strip // 2, xr + R.m1_strip // 2, yv + R.m1_strip - R.m1_strip // 2)
+            c.box("met1", xr - R.m1_strip // 2, yv - R.m1_strip // 2 - R.m1_via_adj,
+                  xr + R.m1_strip - R.m1_strip // 2, yv + R.m1_strip // 2 + R.m1_via_adj)
+            terms.append(Terminal(role, xr, _via1_landing(c, R, xr, yv)))
+    e_imp, e_npc, e_rpm = R.res_psdm, R.res_npc, R.res_rpm
+    c.box("psdm", -e_imp, y_lo - e_imp, Wn + e_imp, y_hi + e_imp)
+    c.box("npc", -e_npc, y_lo - e_npc, Wn + e_npc, y_hi + e_npc)
+    half = max(Wn // 2 + e_rpm, R.rpm_w // 2 + R.grid)
+    c.box("urpm", xc - half, y_lo - e_rpm, xc + half, y_hi + e_rpm)
+    margin = R.res_space
+    x0 = xc - half - margin
+    x1 = max(xc + half, terms[-1].x + R.riser) + margin
+    item = Item(c, x0, x1, y_lo - e_rpm - margin, y_hi + e_rpm, terms)
+    lib.items[name] = item
+    return item

@@ -35,6 +35,8 @@ class LayoutRules:
     via3: int; via3_sp: int; m3_via3_adj: int; m4_via3: int; capm_via3: int; capm_m3: int; capm_sp: int
     implant_diff: int; nwell_pdiff: int; nwell_w: int; lvtn_gate: int; nwell_lvtn: int; difftap_sp: int
     ndiff_nwell: int
+    dnwell_hole: int; nwell_dnwell: int; dnwell_space: int
+    slot_w: int; slot_l: int; res_psdm: int; res_npc: int; res_rpm: int; rpm_w: int; res_space: int
 
     # ---- sizes built from the rules ------------------------------------------------------------------
     def snap(self, v: float) -> int:
@@ -94,6 +96,10 @@ class LayoutRules:
             implant_diff=max(v("nsd.5a"), v("psd.5a")), nwell_pdiff=v("difftap.8"), nwell_w=v("nwell.1"),
             lvtn_gate=v("lvtn.4b"), nwell_lvtn=v("lvtn.10"), difftap_sp=v("difftap.3"),
             ndiff_nwell=v("difftap.9"),
+            dnwell_hole=v("nwell.6"), nwell_dnwell=v("nwell.5"), dnwell_space=v("dnwell.3"),
+            slot_w=v("licon.1bc"), slot_l=_nm(float(pdk.rule("licon.1bc")["value2"])),
+            res_psdm=max(v("rpm.4"), v("psd.5a")), res_npc=v("rpm.5"), res_rpm=v("rpm.3"), rpm_w=v("urpm.1a"),
+            res_space=max(v("poly.9"), v("rpm.7"), v("rpm.6")),
         )
         if r.sd < _nm(pdk.rule_value("poly.7")):
             raise LayoutError(f"rules.yaml: a source/drain strip of {r.sd} nm is narrower than poly.7")

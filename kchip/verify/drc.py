@@ -96,6 +96,9 @@ class _Layers:
         return self.cache[name]
 
     def _expr(self, text: str, name: str) -> kdb.Region:
+        m = re.fullmatch(r"\s*holes\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*", text)
+        if m:
+            return self[m.group(1)].holes()
         toks = re.findall(r"[A-Za-z_][A-Za-z0-9_]*|[&|^@!-]", text)
         ops = "&|-^@!"
         if not toks or len(toks) % 2 == 0 or any((t in ops) != (k % 2 == 1) for k, t in enumerate(toks)):
@@ -166,7 +169,12 @@ def _check(rule: dict, L: _Layers, dbu: float):
         return lay("layer").with_area(0, a, False)
     if kind == "exact_size":
         r = lay("layer")
-        return r.non_rectangles() + r.with_bbox_width(d, True) + r.with_bbox_height(d, True)
+        if "value2" not in rule:
+            return r.non_rectangles() + r.with_bbox_width(d, True) + r.with_bbox_height(d, True)
+        d2 = _nm(float(rule["value2"]), dbu)
+        upright = r.with_bbox_width(d, False).with_bbox_height(d2, False)
+        flat = r.with_bbox_width(d2, False).with_bbox_height(d, False)
+        return r.non_rectangles() + (r - upright - flat)
     if kind == "empty":
         return lay("layer")
     if kind == "covered":

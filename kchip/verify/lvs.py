@@ -28,6 +28,9 @@ from ..pdk import Pdk
 __all__ = ["LvsReport", "run_lvs", "LvsError"]
 
 MOS_KINDS = ("nfet", "nfet_lvt", "pfet", "pfet_lvt")
+# Relative tolerance on a MOS W (after combining fingers and copies): a schematic width off the 5 nm grid is drawn
+# at the nearest grid width (the layout lists it as snapped): tanh_lin's w_tt = 1.022 um is drawn 1.020 (0.2 %).
+W_REL_TOL = 5e-3
 
 
 class LvsError(ValueError):
@@ -76,7 +79,8 @@ class _Reader(kdb.NetlistSpiceReaderDelegate):
         # one class per model (the netlist's own lookup does not see classes added while reading)
         dc = self.classes.get(model)
         if dc is None:
-            dc = kdb.DeviceClassMOS4Transistor() if kind in MOS_KINDS else kdb.DeviceClassCapacitor()
+            dc = kdb.DeviceClassMOS4Transistor() if kind in MOS_KINDS else \
+                kdb.DeviceClassResistorWithBulk() if kind.startswith("res") else kdb.DeviceClassCapacitor()
             dc.name = model
             circuit.netlist().add(dc)
             self.classes[model] = dc
@@ -112,6 +116,18 @@ class _Reader(kdb.NetlistSpiceReaderDelegate):
             ca = float(self.pdk.device("mimcap")["c_area_f_per_um2"])
             dev.set_parameter("C", ca * area * m)
             dev.set_parameter("A", area * m)
+            return True
+        if kind == "res_xhigh":
+            if m != 1:
+                raise LvsError(f"schematic: X{name} ({model}): m={m:g} parallel precision resistors not supported")
+            dc = self._class(circuit, model, kind)
+            dev = circuit.create_device(dc, name)
+            for term, net in zip(("A", "B", "W"), nets):
+                dev.connect_terminal(term, net)
+            w, l = float(p["W"]), float(p["L"])
+            dev.set_parameter("W", w)
+            dev.set_parameter("L", l)
+            dev.set_parameter("R", float(self.pdk.device(kind)["rs_ohm_per_sq"]) * l / w)
             return True
         raise LvsError(f"schematic: X{name} ({model}): kchip's LVS has no extraction for a {kind!r}")
 
@@ -169,7 +185,9 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
     licon, li, mcon, m1, via, m2, via2, m3, via3, m4 = (P(n) for n in
                                                        ("licon", "li", "mcon", "met1", "via", "met2", "via2",
                                                         "met3", "via3", "met4"))
-    capm = P("capm")
+    capm, polyres = P("capm"), P("polyres")
+    res_body = poly & polyres
+    poly_c = poly - polyres            # conducting poly: the resistor body is a device, not a wire
     ndiff = (diff & nsdm) - nwell
     pdiff = (diff & psdm) & nwell
     ngate, pgate = ndiff & poly, pdiff & poly
@@ -179,7 +197,8 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
     sub = bnd - nwell
     via3_cap = via3 & capm
     via3_m = via3 - capm
-    regs = dict(nsd=nsd, psd=psd, ptap=ptap, ntap=ntap, sub=sub, via3_cap=via3_cap, via3_m=via3_m)
+    regs = dict(nsd=nsd, psd=psd, ptap=ptap, ntap=ntap, sub=sub, via3_cap=via3_cap, via3_m=via3_m,
+                res_body=res_body, poly_c=poly_c)
     for k, r in regs.items():
         lvs.register(r, k)
     classes = {"nfet": (ngate - lvtn, nsd, sub), "nfet_lvt": (ngate & lvtn, nsd, sub),
@@ -187,17 +206,20 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
     for kind, (g, sd, w) in classes.items():
         lvs.register(g, f"gate_{kind}")
         ex = kdb.DeviceExtractorMOS4Transistor(pdk.device(kind)["name"])
-        lvs.extract_devices(ex, {"SD": sd, "G": g, "P": poly, "W": w})
+        lvs.extract_devices(ex, {"SD": sd, "G": g, "P": poly_c, "W": w})
     cap = pdk.device("mimcap")
     ex = kdb.DeviceExtractorCapacitor(cap["name"], float(cap["c_area_f_per_um2"]))
     lvs.extract_devices(ex, {"P1": capm, "P2": m3})
-    for a, b in ((poly, licon), (nsd, licon), (psd, licon), (ptap, licon), (ntap, licon), (licon, li),
+    res = pdk.device("res_xhigh")
+    ex = kdb.DeviceExtractorResistorWithBulk(res["name"], float(res["rs_ohm_per_sq"]))
+    lvs.extract_devices(ex, {"R": res_body, "C": poly_c, "W": sub})
+    for a, b in ((poly_c, licon), (nsd, licon), (psd, licon), (ptap, licon), (ntap, licon), (licon, li),
                  (li, mcon), (mcon, m1), (m1, via), (via, m2), (m2, via2), (via2, m3), (m3, via3_m),
                  (via3_m, m4), (capm, via3_cap), (via3_cap, m4), (sub, ptap), (nwell, ntap)):
         lvs.connect(a, b)
     for n, lay in (("li", li), ("met1", m1), ("met2", m2), ("met3", m3), ("met4", m4)):
         lvs.connect(lay, T(n))
-    for lay in (nwell, diff, tap, poly, li, m1, m2, m3, m4, capm, sub, nsd, psd):
+    for lay in (nwell, diff, tap, poly_c, li, m1, m2, m3, m4, capm, sub, nsd, psd):
         lvs.connect(lay)
     lvs.extract_netlist()
     return lvs
@@ -207,9 +229,13 @@ def _prepare(nl: kdb.Netlist, pdk: Pdk) -> None:
     for kind in MOS_KINDS:
         dc = nl.device_class_by_name(pdk.device(kind)["name"])
         if dc is not None:
-            eq = kdb.EqualDeviceParameters(kdb.DeviceClassMOS4Transistor.PARAM_W, 0.0, 1e-3) + \
+            eq = kdb.EqualDeviceParameters(kdb.DeviceClassMOS4Transistor.PARAM_W, 0.0, W_REL_TOL) + \
                  kdb.EqualDeviceParameters(kdb.DeviceClassMOS4Transistor.PARAM_L, 0.0, 1e-3)
             dc.equal_parameters = eq
+    dc = nl.device_class_by_name(pdk.device("res_xhigh")["name"])
+    if dc is not None:
+        dc.equal_parameters = kdb.EqualDeviceParameters(kdb.DeviceClassResistor.PARAM_W, 0.0, 1e-3) + \
+            kdb.EqualDeviceParameters(kdb.DeviceClassResistor.PARAM_L, 0.0, 1e-3)
     dc = nl.device_class_by_name(pdk.device("mimcap")["name"])
     if dc is not None:
         dc.equal_parameters = kdb.EqualDeviceParameters(kdb.DeviceClassCapacitor.PARAM_C, 0.0, 1e-3)
