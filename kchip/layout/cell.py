@@ -81,7 +81,7 @@ def _chunks(total: int, size: int) -> List[int]:
 def _classes(circ: Circuit) -> Tuple[str, Dict[str, str]]:
     """The substrate net (bulk of the nfets) and each device's placement class."""
     nb = [circ.terminal_net(d, "b") for d in circ.devices if d.is_mos and d.polarity == "n"]
-    sub = "vss" if "vss" in nb or not nb else nb[0]
+    sub = "vss" if "vss" in circ.nets or not nb else nb[0]
     cls: Dict[str, str] = {}
     for d in circ.devices:
         if d.is_mos:
@@ -194,7 +194,7 @@ def _left_edge(spans: List[Tuple[int, int, str]], space: int) -> Dict[str, int]:
 
 
 def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_fingers: int = 8,
-                   max_finger_w_um: float = 8.0, row_height_nm: int = 9000) -> CellLayout:
+                   max_finger_w_um: float = 8.0, channel_nm: int = 4000, aspect: float = 2.0) -> CellLayout:
     """Lay out one cell; returns a `CellLayout` whose `cell` is the top Component (named like the subckt)."""
     R = LayoutRules.from_pdk(pdk)
     lib = lib or Library(pdk, circ.name)
@@ -206,9 +206,10 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
         if well_net is None:
             raise LayoutError(f"cell {circ.name}: isolated p-well of {k[4:]!r} needs a 'vdd' net for its n-well ring")
         classes[k] = [isolated_well(lib, R, f"{circ.name}_pw_{k[4:]}", classes[k], well_net)]
-    allw = sum(p.item.width for ps in classes.values() for p in ps)
-    widest = max(p.item.width for ps in classes.values() for p in ps)
-    target = max(widest, int(math.sqrt(allw * row_height_nm)))
+    items = [p.item for ps in classes.values() for p in ps]
+    widest = max(it.width for it in items)
+    est = sum(it.width * (it.y1 - it.y0 + channel_nm) for it in items)      # area with its share of channel
+    target = max(int(1.5 * widest), int(math.sqrt(est * aspect)))
     order = ["n"] + sorted(k for k in classes if k.startswith("iso:")) + \
         sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
     rows = [r for k in order if k in classes for r in _pack(classes[k], target)]

@@ -20,16 +20,24 @@ __all__ = ["CELLS", "build_library", "cell_subckt", "render_png"]
 def _cells() -> Dict[str, Callable]:
     from ..cells import library as L
     from ..cells.characterize import cell_bias
+    from ..cells.relu_lin import relu_lin_subckt
+    from ..cells.tanh_lin import tanh_lin_subckt
     return {
         "switch": lambda pdk: L.switch(pdk),
         "tgate": lambda pdk: L.tgate(pdk),
         "inverter": lambda pdk: L.inverter(pdk),
         "node_cap": lambda pdk: L.node_cap(pdk),
         "bias_gen": lambda pdk: cell_bias(pdk, "relu_diff"),
+        "tanh_diff": lambda pdk: L.tanh_diff(pdk),
+        "relu_diff": lambda pdk: L.relu_diff(pdk),
+        "relu_lin": lambda pdk: relu_lin_subckt(pdk),
+        "tanh_lin": lambda pdk: tanh_lin_subckt(pdk),
     }
 
 
-CELLS = ("switch", "tgate", "inverter", "node_cap", "bias_gen")
+# the transistor-level cells: edge cells (kchip.netlist.transistor), their bias generator, node capacitor,
+# transmission-gate switch and inverter of the chip netlist, and the plain nfet switch
+CELLS = ("switch", "tgate", "inverter", "node_cap", "bias_gen", "tanh_diff", "relu_diff", "relu_lin", "tanh_lin")
 
 
 def cell_subckt(name: str, pdk: Pdk):

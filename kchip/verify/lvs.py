@@ -299,6 +299,17 @@ def _where(lvs, net, dbu) -> str:
     return f" at ({b.left * dbu:.3f}, {b.bottom * dbu:.3f})-({b.right * dbu:.3f}, {b.top * dbu:.3f}) um"
 
 
+def _where_dev(lvs, dev, dbu) -> str:
+    """Location of an extracted device (its reference point, um)."""
+    if dev is None:
+        return ""
+    try:
+        d = dev.trans.disp
+    except AttributeError:
+        return ""
+    return f" at ({d.x:.3f}, {d.y:.3f}) um"
+
+
 def _mismatches(lvs, dbu) -> List[str]:
     xref = lvs.xref()
     X = kdb.NetlistCrossReference
@@ -311,13 +322,14 @@ def _mismatches(lvs, dbu) -> List[str]:
                 out.append(f"net: layout {a.expanded_name() if a else '-'} / schematic "
                            f"{b.expanded_name() if b else '-'}{_where(lvs, a, dbu)}")
         for dp in xref.each_device_pair(cp):
-            if dp.status() in bad:
+            if dp.status() in bad + (X.MatchWithWarning,):      # a warning here = parameters differ
                 a, b = dp.first(), dp.second()
                 desc = lambda d: (f"{d.expanded_name()} {d.device_class().name} "
                                   f"W={d.parameter('W'):.4g} L={d.parameter('L'):.4g}"
                                   if d is not None and d.device_class().name.find("cap") < 0 else
                                   (f"{d.expanded_name()} {d.device_class().name}" if d is not None else "-"))
-                out.append(f"device: layout {desc(a)} / schematic {desc(b)}")
+                what = "parameters differ" if dp.status() == X.MatchWithWarning else "no match"
+                out.append(f"device ({what}): layout {desc(a)} / schematic {desc(b)}{_where_dev(lvs, a, dbu)}")
         for pp in xref.each_pin_pair(cp):
             if pp.status() in bad:
                 a, b = pp.first(), pp.second()
