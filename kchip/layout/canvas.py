@@ -83,5 +83,10 @@ class Canvas:
     def place(self, child: "Canvas", x: int, y: int) -> None:
         self.comp.kdb_cell.insert(kdb.CellInstArray(child.comp.kdb_cell.cell_index(), kdb.Trans(x, y)))
 
+    def place_array(self, child: "Canvas", x: int, y: int, nx: int, ny: int, px: int, py: int) -> None:
+        """nx x ny copies of child at pitch (px, py) from (x, y): one GDS AREF."""
+        self.comp.kdb_cell.insert(kdb.CellInstArray(child.comp.kdb_cell.cell_index(), kdb.Trans(x, y),
+                                                    kdb.Vector(px, 0), kdb.Vector(0, py), nx, ny))
+
     def bbox(self) -> kdb.Box:
         return self.comp.kdb_cell.bbox()

@@ -207,10 +207,12 @@ def mim_cap(lib: Library, R: LayoutRules, w: float, l: float) -> Item:
         raise LayoutError(f"mimcap {w} x {l} um: too small for one via3 inside capm.4")
     ox = ((Wc - (nx - 1) * pitch - R.via3) // 2) // R.grid * R.grid
     oy = ((Lc - (ny - 1) * pitch - R.via3) // 2) // R.grid * R.grid
-    for i in range(nx):
-        for j in range(ny):
-            x, y = ox + i * pitch, oy + j * pitch
-            c.box("via3", x, y, x + R.via3, y + R.via3)
+    unit = lib.items.get("kc_via3_unit")
+    if unit is None:
+        unit = lib.new_cell("kc_via3_unit")
+        unit.box("via3", 0, 0, R.via3, R.via3)
+        lib.items["kc_via3_unit"] = unit
+    c.place_array(unit, ox, oy, nx, ny, pitch, pitch)
     T = R.track
     # bottom plate tab (met3) at the left, with its via2 landing
     tab_h = 600
