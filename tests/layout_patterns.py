@@ -110,9 +110,13 @@ def patterns(rule: dict, pdk) -> Tuple[Pattern, Pattern, Box]:
             # the derived edge layer (e.g. gate = poly & diff) arises from the two shapes above
         return ok, bad, (1990, 490, 2000 + v + 10, 1510)
     if kind == "channel_width":
+        pos, _ = _terms(pdk.derived_layers.get(L, L))       # e.g. gate_sc = gate & areaid_sc
         for p, w in ((ok, v), (bad, v - G)):
             p.draw("diff", (-500, 0, 650, w))
             p.draw("poly", (0, -500, 150, w + 500))
+            for t in pos:
+                if t != "gate":
+                    p.draw(t, (-1000, -1000, 1500, w + 1000))
         return ok, bad, (-10, -10, 160, v + 10)
     if kind == "area":
         a = float(rule["value"]) * 1e6

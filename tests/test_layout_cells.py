@@ -10,7 +10,7 @@ import pytest
 
 from kchip.cells.structure import Circuit
 from kchip.layout import LayoutError, layout_circuit, write_gds
-from kchip.layout.library import CELLS, build_library, cell_subckt
+from kchip.layout.library import CELLS, STDCELLS, build_library, cell_subckt
 from kchip.pdk import load_pdk
 from kchip.verify.drc import run_drc
 from kchip.verify.lvs import run_lvs
@@ -25,7 +25,7 @@ def library(tmp_path_factory):
     return out, {r["cell"]: r for r in rows}
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", CELLS + STDCELLS)
 def test_library_cell_drc_clean_and_lvs_match(library, cell):
     _, rows = library
     r = rows[cell]

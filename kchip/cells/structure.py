@@ -53,7 +53,7 @@ class Device:
 
     @property
     def is_mos(self) -> bool:
-        return self.kind in ("nfet", "nfet_lvt", "pfet", "pfet_lvt")
+        return self.kind.startswith(("nfet", "pfet"))
 
     @property
     def polarity(self) -> str:

@@ -202,16 +202,18 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     snapped: List[str] = []
     classes = _items(R, lib, circ, max_fingers, max_finger_w_um, matched, snapped=snapped)
     well_net = "vdd" if "vdd" in circ.nets else None
-    for k in [k for k in classes if k.startswith("iso:")]:
+    islands = []
+    for k in sorted(k for k in classes if k.startswith("iso:")):
         if well_net is None:
             raise LayoutError(f"cell {circ.name}: isolated p-well of {k[4:]!r} needs a 'vdd' net for its n-well ring")
-        classes[k] = [isolated_well(lib, R, f"{circ.name}_pw_{k[4:]}", classes[k], well_net)]
+        islands.append(isolated_well(lib, R, f"{circ.name}_pw_{k[4:]}", classes.pop(k), well_net))
+    if islands:
+        classes["iso"] = islands          # one island per bulk net, packed into rows like any item
     items = [p.item for ps in classes.values() for p in ps]
     widest = max(it.width for it in items)
     est = sum(it.width * (it.y1 - it.y0 + channel_nm) for it in items)      # area with its share of channel
     target = max(int(1.5 * widest), int(math.sqrt(est * aspect)))
-    order = ["n"] + sorted(k for k in classes if k.startswith("iso:")) + \
-        sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
+    order = ["n", "iso"] + sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
     rows = [r for k in order if k in classes for r in _pack(classes[k], target)]
 
     # ---- x placement, terminals per row

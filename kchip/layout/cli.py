@@ -13,12 +13,13 @@ def _add(p):
 
 def _run(args) -> int:
     from ..pdk import load_pdk
-    from .library import CELLS, build_library
+    from .library import CELLS, STDCELLS, build_library
     pdk = load_pdk(args.pdk)
-    names = [c.strip() for c in args.cell.split(",")] if args.cell else list(CELLS)
-    bad = [n for n in names if n not in CELLS]
+    known = CELLS + STDCELLS
+    names = [c.strip() for c in args.cell.split(",")] if args.cell else list(known)
+    bad = [n for n in names if n not in known]
     if bad:
-        raise ValueError(f"--cell: unknown {bad}; known: {', '.join(CELLS)}")
+        raise ValueError(f"--cell: unknown {bad}; known: {', '.join(known)}")
     rows = build_library(pdk, args.out, names, png=not args.no_png,
                          progress=lambda s: print(s, file=sys.stderr, flush=True))
     ok = all(r["drc_violations"] == 0 and r["lvs_match"] for r in rows)

