@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kchip.layout.library import CELLS, build_library
+from kchip.layout.library import CELLS, STDCELLS, build_library
 from kchip.pdk import load_pdk
 
 
@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     pdk = load_pdk()
-    totals, per = [], {c: [] for c in CELLS}
+    totals, per = [], {c: [] for c in CELLS + STDCELLS}
     for k in range(args.repeat):
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()

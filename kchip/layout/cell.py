@@ -27,6 +27,7 @@ from ..cells.structure import Circuit, Device
 from ..pdk import Pdk
 from .canvas import Canvas, Library
 from .devices import Item, Placed, mim_cap, mos_strip, res_segment
+from .route import route_rows
 from .wells import isolated_well
 from .rules import LayoutError, LayoutRules
 
@@ -177,25 +178,11 @@ def _pack(items: List[Placed], target: int) -> List[List[Placed]]:
     return rows
 
 
-def _left_edge(spans: List[Tuple[int, int, str]], space: int) -> Dict[str, int]:
-    """Track index per net: the left-edge channel assignment (nets whose spans do not overlap share a track)."""
-    ends: List[int] = []
-    out: Dict[str, int] = {}
-    for lo, hi, net in sorted(spans):
-        for k, e in enumerate(ends):
-            if e + space <= lo:
-                ends[k] = hi
-                out[net] = k
-                break
-        else:
-            ends.append(hi)
-            out[net] = len(ends) - 1
-    return out
-
-
 def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_fingers: int = 8,
-                   max_finger_w_um: float = 8.0, channel_nm: int = 4000, aspect: float = 2.0) -> CellLayout:
-    """Lay out one cell; returns a `CellLayout` whose `cell` is the top Component (named like the subckt)."""
+                   max_finger_w_um: float = 8.0, channel_nm: int = 4000, aspect: float = 2.0,
+                   guard_ring: Optional[bool] = None) -> CellLayout:
+    """Lay out one cell; returns a `CellLayout` whose `cell` is the top Component (named like the subckt).
+    guard_ring: a substrate ring on vss around the cell (default: cells of 10 devices or more)."""
     R = LayoutRules.from_pdk(pdk)
     lib = lib or Library(pdk, circ.name)
     matched: List[str] = []
@@ -216,100 +203,16 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     order = ["n", "iso"] + sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
     rows = [r for k in order if k in classes for r in _pack(classes[k], target)]
 
-    # ---- x placement, terminals per row
-    row_terms: List[Dict[str, List[int]]] = []
-    for r in rows:
-        x = 0
-        terms: Dict[str, List[int]] = {}
-        for p in r:
-            p.x = x - p.item.x0
-            x += p.item.width
-            for t, n in zip(p.item.terminals, p.nets):
-                terms.setdefault(n, []).append(p.x + t.x)
-        row_terms.append(terms)
-    right = max(sum(p.item.width for p in r) for r in rows)
-    pins = [circ.net(p) for p in circ.pins]
-    net_rows: Dict[str, int] = {}
-    for terms in row_terms:
-        for n in terms:
-            net_rows[n] = net_rows.get(n, 0) + 1
-    spine_nets = [n for n in circ.nets if net_rows.get(n, 0) > 1 or n in pins]
-    missing = [p for p in circ.pins if circ.net(p) not in net_rows]
-    if missing:
-        raise LayoutError(f"cell {circ.name}: pins {missing} reach no device")
-    x_sp0 = right + 1000
-    spine_x = {n: x_sp0 + R.riser // 2 + i * R.spine_pitch for i, n in enumerate(spine_nets)}
-
-    # ---- channels (left-edge tracks) and y placement
-    ext = R.via2 // 2 + R.m3_via2 + 35
-    min_len = -(-R.m3_area // R.track) + 10
     top = lib.new_cell(circ.name)
-    y = 0
-    track_y: List[Dict[str, int]] = []
-    spine_span: Dict[str, List[int]] = {n: [] for n in spine_nets}
-    for r, terms in zip(rows, row_terms):
-        y0 = min(p.item.y0 for p in r)
-        y1 = max(p.item.y1 for p in r)
-        base = y - y0
-        for p in r:
-            p.y = base
-        spans = []
-        for n, xs in terms.items():
-            lo, hi = min(xs) - ext, max(xs + ([spine_x[n]] if n in spine_x else [])) + ext
-            if hi - lo < min_len:
-                hi = lo + R.snap(min_len)
-            spans.append((lo, hi, n))
-        assign = _left_edge(spans, R.m3_sp + 2 * R.grid)
-        ch0 = base + y1 + 300
-        ty = {n: ch0 + R.track // 2 + k * R.track_pitch for n, k in assign.items()}
-        track_y.append(ty)
-        n_tracks = 1 + max(assign.values())
-        for lo, hi, n in spans:
-            c = ty[n]
-            top.box("met3", lo, c - R.track // 2, hi, c + R.track - R.track // 2)
-            if n in spine_span:
-                spine_span[n].append(c)
-        y = ch0 + n_tracks * R.track_pitch + 1300
-
-    # ---- draw: instances, wells, risers, vias, spines, pins
-    for r in rows:
-        for p in r:
-            top.place(p.item.cell, p.x, p.y)
-        wells = [p for p in r if p.item.well]
-        if wells:
-            lo = min(p.y + p.item.well_y[0] for p in wells)
-            hi = max(p.y + p.item.well_y[1] for p in wells)
-            top.box("nwell", min(p.x + p.item.x0 for p in wells), lo, max(p.x + p.item.x1 for p in wells), hi)
-    v2h = R.via2 // 2 + R.m2_via2_adj
-    for r, ty in zip(rows, track_y):
-        for p in r:
-            for t, n in zip(p.item.terminals, p.nets):
-                x, c = p.x + t.x, ty[n]
-                top.box("met2", x - R.riser // 2, p.y + t.y, x + R.riser - R.riser // 2, c + v2h)
-                top.cbox("via2", x, c, R.via2, R.via2)
-    y_top = y - 1300 + 800
-    pin_pos: Dict[str, Tuple[int, int]] = {}
-    for n, xs in spine_x.items():
-        ys = spine_span[n]
-        lo = min(ys) - v2h
-        hi = y_top if n in pins else max(ys) + v2h
-        top.box("met2", xs - R.riser // 2, lo, xs + R.riser - R.riser // 2, hi)
-        for c in ys:
-            top.cbox("via2", xs, c, R.via2, R.via2)
-    for k, p in enumerate(circ.pins):
-        n = circ.net(p)
-        xs = spine_x[n]
-        ly = y_top - 200 - 400 * [q for q in circ.pins if circ.net(q) == n].index(p)
-        top.box("met2", xs - R.riser // 2, y_top - 300, xs + R.riser - R.riser // 2, y_top, purpose="pin")
-        top.label("met2", p, xs, ly)
-        pin_pos[p] = (xs, ly)
-    b = top.bbox()
-    top.box("prbndry", b.left - 500, b.bottom - 500, b.right + 500, b.top + 500)
+    pins = [(p, circ.net(p)) for p in circ.pins]
+    ring = guard_ring if guard_ring is not None else len(circ.devices) >= 10
+    pin_pos = route_rows(top, R, rows, pins, circ.nets, guard_net="vss" if ring and "vss" in circ.nets else None,
+                         where=f"cell {circ.name}")
     strips = sum(len(r) for r in rows)
     stats = dict(devices=len(circ.devices), copies=circ.copies, gate_area_um2=round(circ.gate_area_um2, 4),
                  rows=len(rows), strips=strips,
                  matching=("interdigitated, evenly spread along the row: " + ", ".join(matched)) if matched
-                 else "no matched groups", snapped=snapped)
+                 else "no matched groups", snapped=snapped, guard_ring=bool(ring and "vss" in circ.nets))
     out = CellLayout(circ.name, top, lib, circ, len(rows), strips, pin_pos, stats)
     bb = out.bbox_um
     out.stats["bbox_area_um2"] = round((bb[2] - bb[0]) * (bb[3] - bb[1]), 3)
