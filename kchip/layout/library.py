@@ -140,6 +140,12 @@ def build_library(pdk: Pdk, out_dir: Path, names: Optional[Sequence[str]] = None
         if progress:
             progress(f"{name}: {row['devices']} devices, {row['bbox_area_um2']:.1f} um2, DRC {drc.violations}, "
                      f"LVS {'match' if lvs.match else 'MISMATCH'} ({t3 - t0:.1f} s)")
-    (out_dir / "cells.json").write_text(json.dumps(
-        [{k: v for k, v in r.items() if k != "seconds"} for r in rows], indent=1) + "\n")
+    index = out_dir / "cells.json"
+    keep = {r["cell"]: r for r in json.loads(index.read_text())} if index.is_file() else {}
+    keep.update({r["cell"]: {k: v for k, v in r.items() if k != "seconds"} for r in rows})   # a subset: merge
+    order = list(CELLS + STDCELLS)
+    table = sorted(keep.values(), key=lambda r: order.index(r["cell"]) if r["cell"] in order else len(order))
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps(table, indent=1) + "\n")
+    tmp.replace(index)
     return rows
