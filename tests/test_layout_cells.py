@@ -46,10 +46,25 @@ def test_structure_renders_the_generator_lines():
             assert ln.split()[:6] == d.line().split()[:6]
 
 
-def test_ties_become_net_merges():
-    circ = Circuit.from_subckt(cell_subckt("bias_gen", PDK), PDK)
-    assert circ.merges == {"vbn": "iref"} and circ.ties == ["Rtie iref vbn 1"]
-    assert "vbn" not in circ.nets
+def test_ties_become_net_merges(tmp_path):
+    """A <= 1 ohm resistor is a tie: one net in the structure and the layout, a short in LVS (reported)."""
+    text = (".subckt ktie a b y vdd vss\nMARK\nRtie a b 1\n"
+            "XN y b vss vss sky130_fd_pr__nfet_01v8 w=1 l=0.15\nXP y a vdd vdd sky130_fd_pr__pfet_01v8 w=2 l=0.15\n"
+            ".ends ktie\n").replace("MARK\n", "")
+    circ = Circuit.from_text(text, PDK)
+    assert circ.merges == {"b": "a"} and circ.ties == ["Rtie a b 1"] and "b" not in circ.nets
+    lay = layout_circuit(circ, PDK)
+    gds = write_gds(lay.cell.comp, tmp_path / "ktie.gds")
+    sp = tmp_path / "ktie.spice"
+    sp.write_text(text + ".end\n")
+    rep = run_lvs(gds, sp, PDK)
+    assert rep.match, rep.mismatches
+    assert rep.ties == ["RTIE (A=B)"]
+
+
+def test_library_cells_hold_no_ties():
+    for name in CELLS:
+        assert Circuit.from_subckt(cell_subckt(name, PDK), PDK).ties == [], name
 
 
 def test_same_inputs_same_gds_bytes(tmp_path):
@@ -59,6 +74,8 @@ def test_same_inputs_same_gds_bytes(tmp_path):
         lay = layout_circuit(Circuit.from_subckt(sub, PDK), PDK)
         digests.append(hashlib.sha256(write_gds(lay.cell.comp, tmp_path / f"a{k}.gds").read_bytes()).hexdigest())
     assert digests[0] == digests[1]
+    head = (tmp_path / "a0.gds").read_bytes()[:40]
+    assert head[6:10] == b"\x00\x1c\x01\x02" and head[10:34] == bytes(24)    # BGNLIB without dates
 
 
 def test_mos_strip_geometry_by_hand(tmp_path):

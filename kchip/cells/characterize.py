@@ -96,8 +96,8 @@ def _header(pdk: Pdk, kind: CellKind, corner: str, sub: L.Subckt, title: str) ->
     cells, _ = pdk.share_models("\n".join([b.text, sub.text]))
     return [f"* kchip characterization: {kind.name} {corner} {title}", pdk.model_include(corner),
             f".temp {pdk.temperature_c}", ".options gmin=1e-15 reltol=1e-3 abstol=1e-14",
-            cells, f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}",
-            "XB iref vbn vcp vcn vk vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}"]
+            cells, f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd vbn {kind.i_unit:.6e}",
+            "XB vbn vcp vcn vk vdd 0 kc_bias", f"Ven en 0 {pdk.vdd}"]
 
 
 def dc_deck(pdk: Pdk, kind: CellKind, corner: str, codes: Sequence[int], ocodes: Sequence[int] = (0,),

@@ -8,7 +8,8 @@ parameters, and returns a `Subckt` (name, pins, text). Pin conventions:
                en = 1 (vdd) enables; en = 0: zero current into s / d (tanh_diff steers its outputs into
                the rails by default, relu_diff gates its tails/bias).
                b* = magnitude code bits (LSB first), o* = offset code bits (ReLU only).
-  bias_gen     iref vbn vcp vcn vk vdd vss : unit diode (vbn) + cascode bias lines vcp, vcn + ReLU clamp gate vk
+  bias_gen     vbn vcp vcn vk vdd vss : unit diode (vbn; the reference current flows into vbn) + cascode bias
+                                        lines vcp, vcn + ReLU clamp gate vk
   node_cap     n vss                  : sky130 MIM capacitor (cap_mim_m3_1) from node to vss
   switch       a b g vss              : nfet pass switch (reset to V_cm / input load), on when g = vdd
 
@@ -64,12 +65,15 @@ def bias_pins(obits: int = 0) -> List[str]:
     return ["vbn", "vcp", "vcn"] + (["vk"] if obits else [])
 
 
+BIAS_GEN_PINS = ("vbn", "vcp", "vcn", "vk", "vdd", "vss")
+
+
 def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias",
              w_cn: float = 0.42, l_cn: float = 8.0, w_cp: float = 5.0, l_cp: float = 1.0,
              c_dec: float = 2e-12, w_k: float = 4.0, l_k: float = 1.0, m_kf: int = 16, w_kr: float = 1.0,
              l_kr: float = 2.0, m_kr: int = 64, mult: int = 1) -> Subckt:
-    """Bias generator shared by the cells. The reference (unit) current iref flows into a diode-connected
-    unit nfet whose gate is the bias line vbn (every DAC leg copies it). Two more unit copies bias the
+    """Bias generator shared by the cells. The reference (unit) current flows into vbn, the node of a
+    diode-connected unit nfet whose gate is the bias line (every DAC leg copies it). Two more unit copies bias the
     cascode lines: vcn = V_GS of a long, narrow diode nfet at 4 I_unit (~0.7 V) and vcp = vdd - V_SG
     of a wide pfet_01v8 diode (~0.9 V); they hold the mirror devices' drains ~0.2 V inside the rails.
     vk (ReLU rectifier clamp gate): a unit pfet copy of iref through two stacked nfet diodes, m_kf units
@@ -83,9 +87,9 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
     this: its bias lines carry the gates of every cell (~15 pF per relu_diff cell), and a unit-current diode
     (g_m ~ 2 uS) would take tens of microseconds to recover from the kick of cells switching on."""
     f = lambda *a: _fet(pdk, *a, m=mult)
-    lines = [f".subckt {name} iref vbn vcp vcn vk vdd vss",
-             f("nfet", "MREF", "iref", "iref", "vss", "vss", w_u, l_u),
-             "Rtie iref vbn 1",
+    lines = [f".subckt {name} {' '.join(BIAS_GEN_PINS)}",
+             "* the reference current enters vbn itself: the unit diode's node is the bias line",
+             f("nfet", "MREF", "vbn", "vbn", "vss", "vss", w_u, l_u),
              "* vcp: unit copy sinks I from a long pfet diode",
              f("nfet", "MCP1", "vcp", "vbn", "vss", "vss", w_u, l_u),
              f("pfet", "MCP", "vcp", "vcp", "vdd", "vdd", w_cp, l_cp),
@@ -105,7 +109,7 @@ def bias_gen(pdk: Pdk, w_u: float = 1.0, l_u: float = 4.0, name: str = "kc_bias"
         for net, rail in (("vbn", "vss"), ("vcn", "vss"), ("vcp", "vdd"), ("vk", "vss")):
             lines.append(f"XD{net} {net} {rail} {cap['name']} w={side:.3f} l={side:.3f}")
     lines += [f".ends {name}"]
-    return Subckt(name, ["iref", "vbn", "vcp", "vcn", "vk", "vdd", "vss"], "\n".join(lines),
+    return Subckt(name, list(BIAS_GEN_PINS), "\n".join(lines),
                   dict(w_u=w_u, l_u=l_u, c_dec=c_dec, mult=mult))
 
 

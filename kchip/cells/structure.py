@@ -9,9 +9,9 @@ Today the cell generators of kchip.cells write SPICE text (`Subckt.text`), so `C
 text back into devices; `Circuit.device_lines()` renders the device lines again and a test checks that they are
 the generator's own lines, so that the structured object and the simulated subcircuit cannot drift apart.
 
-Non-physical elements: a resistor of at most `TIE_OHMS` between two nets (the generators' 1 ohm ties, e.g.
-`Rtie iref vbn 1` in the bias generator) is a net merge: the layout draws one net, LVS reads the tie as a short,
-and the merge is listed in `Circuit.merges`. Any other element that is not a PDK device is refused with its line.
+Non-physical elements: a resistor of at most `TIE_OHMS` between two nets (a 1 ohm tie; kchip's own cells no
+longer hold any) is a net merge: the layout draws one net, LVS reads the tie as a short, and the merge is listed
+in `Circuit.merges`. Any other element that is not a PDK device is refused with its line.
 """
 from __future__ import annotations
 
@@ -138,7 +138,9 @@ class Circuit:
         for ln in body:
             t = ln.split()
             c = t[0][0].upper()
-            if c == "R" and len(t) >= 4 and parse_value(t[3]) <= TIE_OHMS:
+            if (c == "R" and len(t) >= 4 and parse_value(t[3]) <= TIE_OHMS) or \
+                    (c == "V" and len(t) >= 4 and t[3].lower() not in ("dc", "ac", "pulse", "pwl", "sin")
+                     and parse_value(t[3]) == 0.0):
                 a, b = t[1], t[2]
                 keep, drop = (a, b) if (a in pins or b not in pins) else (b, a)
                 merges[drop] = keep

@@ -269,7 +269,7 @@ def frontend_deck(pdk, kind, corner, step: float = FRONTEND_STEP, vcm: float | N
     full, half = 2 ** kind.bits - 1, 2 ** (kind.obits - 1)
     lines = [f"* kchip characterization: {kind.name} {corner} front-end sweep", pdk.model_include(corner),
              f".temp {pdk.temperature_c}", ".options gmin=1e-15 reltol=1e-4 abstol=1e-15 rshunt=1e12", cells,
-             f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd iref {kind.i_unit:.6e}", "XB iref vbn vcp vcn vk vdd 0 kc_bias",
+             f"Vdd vdd 0 {pdk.vdd}", f"Iref vdd vbn {kind.i_unit:.6e}", "XB vbn vcp vcn vk vdd 0 kc_bias",
              f"Ven en 0 {pdk.vdd}", f"Vcm vcm 0 {vcm}", f"Vx vx 0 dc {vcm}", f"Vh h 0 {vcm}"]
     for tag, cs, cd in _fe_runs(full):
         sn, dn = ("vx", "h") if cs else ("h", "vx")

@@ -44,6 +44,7 @@ class CellLayout:
     strips: int
     pins: Dict[str, Tuple[int, int]]                 # pin -> label position (nm)
     stats: Dict[str, float] = field(default_factory=dict)
+    y_top: int = 0                                   # top edge of the pin shapes (nm)
 
     @property
     def bbox_um(self) -> Tuple[float, float, float, float]:
@@ -206,14 +207,14 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     top = lib.new_cell(circ.name)
     pins = [(p, circ.net(p)) for p in circ.pins]
     ring = guard_ring if guard_ring is not None else len(circ.devices) >= 10
-    pin_pos = route_rows(top, R, rows, pins, circ.nets, guard_net="vss" if ring and "vss" in circ.nets else None,
+    pin_pos, y_top = route_rows(top, R, rows, pins, circ.nets, guard_net="vss" if ring and "vss" in circ.nets else None,
                          where=f"cell {circ.name}")
     strips = sum(len(r) for r in rows)
     stats = dict(devices=len(circ.devices), copies=circ.copies, gate_area_um2=round(circ.gate_area_um2, 4),
                  rows=len(rows), strips=strips,
                  matching=("interdigitated, evenly spread along the row: " + ", ".join(matched)) if matched
                  else "no matched groups", snapped=snapped, guard_ring=bool(ring and "vss" in circ.nets))
-    out = CellLayout(circ.name, top, lib, circ, len(rows), strips, pin_pos, stats)
+    out = CellLayout(circ.name, top, lib, circ, len(rows), strips, pin_pos, stats, y_top)
     bb = out.bbox_um
     out.stats["bbox_area_um2"] = round((bb[2] - bb[0]) * (bb[3] - bb[1]), 3)
     return out

@@ -28,3 +28,52 @@ def _run(args) -> int:
 
 
 COMMANDS = {"layout-cells": ("lay out, DRC and LVS the cell library", _add, _run)}
+
+
+def _add_chip(p):
+    p.add_argument("spec", help="ChipSpec (chip.json), or a transistor-level deck (.spice) with --deck")
+    p.add_argument("-o", "--out", required=True, help="output GDS (chip.gds); the deck laid out goes beside it")
+    p.add_argument("--deck", action="store_true", help="the input is a netlist-stage deck, not a ChipSpec")
+    p.add_argument("--control", default="ideal", choices=("ideal",),
+                   help="control of the chip: ideal = the testbench drives ld/en/rst (the standard-cell sequencer "
+                        "is not placed yet)")
+    p.add_argument("--corner", default="tt", help="corner of the cell tables that set the codes (default tt)")
+    p.add_argument("--pdk", default="sky130")
+
+
+def _run_chip(args) -> int:
+    import json
+    from pathlib import Path
+
+    from ..pdk import load_pdk
+    from .chip import layout_deck
+    from .gds import write_gds, write_lyp
+    pdk = load_pdk(args.pdk)
+    out = Path(args.out)
+    src = Path(args.spec)
+    if not src.is_file():
+        raise FileNotFoundError(f"{src}: no such file")
+    if args.deck:
+        text = src.read_text()
+    else:
+        from ..netlist import build_netlist
+        from ..quantize.chipspec import ChipSpec
+        text = build_netlist(ChipSpec.load(src), "transistor", corner=args.corner, control=args.control)
+    deck = out.with_suffix(".spice")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not (args.deck and deck.resolve() == src.resolve()):
+        deck.write_text(text)
+    chip = layout_deck(text, pdk)
+    write_gds(chip.top.comp, out)
+    write_lyp(pdk, out.with_suffix(".lyp"))
+    summary = dict(gds=str(out), deck=str(deck), top=chip.name, **chip.stats, instances_per_cell=chip.counts)
+    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{chip.name}: {chip.stats['instances']} instances of {len(chip.counts)} cells, "
+          f"{chip.stats['area_mm2']:.4f} mm2 -> {out} (check: kchip drc {out}; kchip lvs {out} {deck})")
+    if chip.stats.get("floating_pins"):
+        print(f"pins that reach no device (no geometry): {chip.stats['floating_pins']}", file=sys.stderr)
+    return 0
+
+
+COMMANDS["layout"] = ("lay out a chip (ChipSpec or deck) from the cell library: hierarchical GDS", _add_chip,
+                      _run_chip)

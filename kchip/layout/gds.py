@@ -18,12 +18,15 @@ def write_gds(comp, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     opts = kdb.SaveLayoutOptions()
     opts.write_context_info = False
-    opts.gds2_write_timestamp = False
+    opts.gds2_write_timestamps = False
     opts.gds2_write_cell_properties = False
     opts.gds2_write_file_properties = False
     opts.format = "GDS2"
+    cell = comp.kdb_cell
+    opts.clear_cells()
+    opts.select_cell(cell.cell_index())          # the cell and everything below it, nothing else of the build
     tmp = path.with_suffix(f".tmp{os.getpid()}.gds")
-    comp.write_gds(str(tmp), save_options=opts, with_metadata=False)
+    cell.layout().write(str(tmp), opts)          # KLayout's writer itself: no timestamp, no metadata
     tmp.replace(path)
     return path
 

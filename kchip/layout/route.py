@@ -77,19 +77,24 @@ def _channels(top: Canvas, R: LayoutRules, rows, row_terms, spine_x) -> Tuple[Li
 
 
 def route_rows(top: Canvas, R: LayoutRules, rows: List[List[Placed]], pins: Sequence[Tuple[str, str]],
-               nets: Sequence[str], guard_net: Optional[str] = None, where: str = "") -> Dict[str, Tuple[int, int]]:
+               nets: Sequence[str], guard_net: Optional[str] = None, where: str = "",
+               floating: Optional[List[str]] = None) -> Tuple[Dict[str, Tuple[int, int]], int]:
     """Place `rows` (x from 0, bottom row first), route every net, draw pins (name, net) and, with guard_net, a
-    substrate ring on that net. Returns each pin's label position (nm)."""
+    substrate ring on that net. Returns each pin's label position and the top edge of the pin shapes (nm).
+    A pin that reaches no device is an error, or, given a `floating` list, appended to it and left out."""
     row_terms = _x_place(rows)
     right = max(sum(p.item.width for p in r) for r in rows)
-    pin_nets = [n for _, n in pins]
     net_rows: Dict[str, int] = {}
     for terms in row_terms:
         for n in terms:
             net_rows[n] = net_rows.get(n, 0) + 1
     missing = [p for p, n in pins if n not in net_rows]
-    if missing:
+    if missing and floating is None:
         raise LayoutError(f"{where}: pins {missing} reach no device")
+    if missing:
+        floating.extend(missing)                # reported by the caller; no geometry for them
+        pins = [(p, n) for p, n in pins if n in net_rows]
+    pin_nets = [n for _, n in pins]
     spine_nets = [n for n in nets if net_rows.get(n, 0) > 1 or n in pin_nets]
     if guard_net is not None and guard_net not in spine_nets:
         raise LayoutError(f"{where}: guard ring net {guard_net!r} is not a pin")
@@ -140,7 +145,7 @@ def route_rows(top: Canvas, R: LayoutRules, rows: List[List[Placed]], pins: Sequ
         pin_pos[pin] = (xs, ly)
     b = top.bbox()
     top.box("prbndry", b.left - 500, b.bottom - 500, b.right + 500, b.top + 500)
-    return pin_pos
+    return pin_pos, y_top
 
 
 def _guard_ring(c: Canvas, R: LayoutRules, x0: int, y0: int, x1: int, y1: int) -> int:

@@ -174,7 +174,8 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     lines = [f".subckt kchip_core {' '.join(core_ports(spec))}",
              f"* {spec.name}: {spec.num_nodes} nodes, {len(spec.periods)} periods, {len(spec.edges)} edges; "
              f"V_u={rep['v_u']:.6g} V, I_u={rep['i_u']:.6g} A, C={rep['c_f']:.6g} F, tau={rep['tau_s']:.6g} s",
-             "XBIAS iref vbn vcp vcn vk vdd 0 kc_bias",
+             "* the reference current (port iref) enters the bias line itself: the cells' vbn is the chip net iref",
+             "XBIAS iref vcp vcn vk vdd 0 kc_bias",
              "* complements of the switch controls (transmission gates)",
              f"XIld ld ldb vdd 0 {inv.name}", *[f"XIrst{n.index} rst_{n.index} rstb_{n.index} vdd 0 {inv.name}"
                                                for n in spec.nodes],
@@ -201,6 +202,14 @@ def transistor_netlist(spec: ChipSpec, pdk=None, corner: str = "tt", table: Opti
     return body, rep
 
 
+# the chip net of each bias line a cell takes: the bias generator's vbn is the reference-current port iref
+CHIP_BIAS_NETS = {"vbn": "iref"}
+
+
+def chip_bias_nets(pins) -> List[str]:
+    return [CHIP_BIAS_NETS.get(p, p) for p in pins]
+
+
 def _cells(spec: ChipSpec, kind: str, table: CodeTable, pdk, span: float):
     """(realization report, subcircuit texts, instance(edge) -> the pins after s d en and the subcircuit name)
     for the chip's cell kind."""
@@ -212,7 +221,7 @@ def _cells(spec: ChipSpec, kind: str, table: CodeTable, pdk, span: float):
         cells = {sg: relu_diff_subckt(pdk, sign=sg) for sg in (1, -1)}
         bits = lambda c, n: ["vdd" if (c >> k) & 1 else "0" for k in range(n)]
         return rep, [cells[1].text, cells[-1].text], lambda e: " ".join(
-            bits(e["code"], model.bits) + bits(e["ocode"], model.obits) + L.bias_pins(model.obits)
+            bits(e["code"], model.bits) + bits(e["ocode"], model.obits) + chip_bias_nets(L.bias_pins(model.obits))
             + ["vdd", "0", cells[e["sign"]].name])
     from .lincell import LinCellModel, lin_code_pins, realize_lin
     model = LinCellModel.from_table(table)
@@ -224,7 +233,7 @@ def _cells(spec: ChipSpec, kind: str, table: CodeTable, pdk, span: float):
         from kchip.cells.relu_lin import relu_lin_subckt
         sub, bias_pins = relu_lin_subckt(pdk), L.bias_pins(model.obits)
     return rep, [sub.text], lambda e: " ".join(
-        lin_code_pins(e, model.bits, model.obits) + list(bias_pins) + ["vcm", "vdd", "0", sub.name])
+        lin_code_pins(e, model.bits, model.obits) + chip_bias_nets(bias_pins) + ["vcm", "vdd", "0", sub.name])
 
 
 def _node_lines(spec: ChipSpec, rep: Dict, pdk, switch: str, pins: Dict[str, float]) -> List[str]:

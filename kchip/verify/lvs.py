@@ -52,6 +52,7 @@ class LvsReport:
     mismatches: List[str] = field(default_factory=list)
     ties: List[str] = field(default_factory=list)
     seconds: float = 0.0
+    ideal_elements: List[str] = field(default_factory=list)     # schematic elements with no layout (instruments)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -60,6 +61,9 @@ class LvsReport:
         head = (f"LVS {self.circuit}: {'MATCH' if self.match else 'MISMATCH'} (layout {self.layout_devices} devices "
                 f"/ {self.layout_nets} nets, schematic {self.schematic_devices} / {self.schematic_nets})")
         tie = [f"  ties read as shorts: {', '.join(self.ties)}"] if self.ties else []
+        if self.ideal_elements:
+            tie.append(f"  {len(self.ideal_elements)} ideal schematic elements have no layout (instruments), e.g. "
+                       f"{'; '.join(self.ideal_elements[:3])}")
         return "\n".join([head] + tie + ["  " + m for m in self.mismatches])
 
 
@@ -89,7 +93,8 @@ class _Reader(kdb.NetlistSpiceReaderDelegate):
         return dc
 
     def element(self, circuit, el, name, model, value, nets, params):
-        if el == "R" and value is not None and abs(value) <= TIE_OHMS and len(nets) == 2:
+        if ((el == "R" and value is not None and abs(value) <= TIE_OHMS) or (el == "V" and not value)) \
+                and len(nets) == 2:
             self.ties.append(f"R{name} ({nets[0].name}={nets[1].name})")
             self.joins.append((circuit, nets[0], nets[1]))
             return True
@@ -135,14 +140,24 @@ class _Reader(kdb.NetlistSpiceReaderDelegate):
         raise LvsError(f"schematic: X{name} ({model}): kchip's LVS has no extraction for a {kind!r}")
 
 
-def read_schematic(path: Path, pdk: Pdk, circuit: Optional[str] = None):
-    """(netlist, ties) of a SPICE file; keeps only `circuit` (and what it instantiates) when given."""
+def read_schematic(path: Path, pdk: Pdk, circuit: Optional[str] = None, dropped: Optional[List[str]] = None):
+    """(netlist, ties) of a SPICE file (or a netlist-stage deck: kchip.verify.deck.netlist_view); keeps only
+    `circuit` (and what it instantiates) when given. Ideal elements left out are appended to `dropped`."""
+    import tempfile
+    from .deck import DeckError, netlist_view
     rd = _Reader(pdk)
     nl = kdb.Netlist()
     try:
-        nl.read(str(path), kdb.NetlistSpiceReader(rd))
-    except RuntimeError as e:
-        raise LvsError(f"{path}: SPICE read failed: {e}") from None
+        view = netlist_view(Path(path).read_text(errors="replace"), pdk, Path(path).parent, dropped=dropped)
+    except DeckError as e:
+        raise LvsError(f"{path}: {e}") from None
+    with tempfile.TemporaryDirectory() as d:
+        plain = Path(d) / "schematic.spice"
+        plain.write_text(view)
+        try:
+            nl.read(str(plain), kdb.NetlistSpiceReader(rd))
+        except RuntimeError as e:
+            raise LvsError(f"{path}: SPICE read failed: {e}") from None
     for c, a, b in rd.joins:
         c.join_nets(a, b)
     for c in {id(c): c for c, _, _ in rd.joins}.values():
@@ -277,11 +292,17 @@ def run_lvs(gds: Path, schematic: Path, pdk: Pdk, top: Optional[str] = None, cir
         raise LvsError(str(e)) from None
     _ensure_boundary(layout, cell, pdk)
     name = circuit or cell.name
-    schem, ties = read_schematic(schematic, pdk, name)
+    dropped: List[str] = []
+    schem, ties = read_schematic(schematic, pdk, name, dropped)
     lvs = _extract(layout, cell, pdk)
     lnl = lvs.netlist()
     lnl.circuit_by_name(cell.name).name = name
-    lnl.flatten()                # device cells (strips) into the cell: the schematic is flat
+    # layout cells that are not schematic subcircuits (device strips, wells) dissolve into their parents; the
+    # cells that are (a chip's kc_* cells) stay, so a chip compares hierarchically, cell by cell
+    known = {c.name.upper() for c in schem.each_circuit()}
+    for c in list(lnl.each_circuit_bottom_up()):
+        if c.name.upper() not in known and c.name != name:
+            lnl.flatten_circuit(c)
     _prepare(lnl, pdk)
     _prepare(schem, pdk)
     lvs.reference = schem
@@ -291,7 +312,8 @@ def run_lvs(gds: Path, schematic: Path, pdk: Pdk, top: Optional[str] = None, cir
     lc, sc = lnl.circuit_by_name(name), schem.circuit_by_name(name)
     count = lambda c, what: len(list(getattr(c, what)())) if c is not None else 0
     rep = LvsReport(str(gds), str(schematic), name, ok, count(lc, "each_device"), count(sc, "each_device"),
-                    count(lc, "each_net"), count(sc, "each_net"), mism, ties, time.perf_counter() - t0)
+                    count(lc, "each_net"), count(sc, "each_net"), mism, ties, time.perf_counter() - t0,
+                    ideal_elements=dropped)
     if lvsdb is not None:
         Path(lvsdb).parent.mkdir(parents=True, exist_ok=True)
         lvs.write(str(lvsdb))
