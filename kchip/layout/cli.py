@@ -67,7 +67,7 @@ def _run_chip(args) -> int:
     write_gds(chip.top.comp, out)
     write_lyp(pdk, out.with_suffix(".lyp"))
     summary = dict(gds=str(out), deck=str(deck), top=chip.name, **chip.stats, instances_per_cell=chip.counts)
-    out.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    out.with_suffix(".layout.json").write_text(json.dumps(summary, indent=1) + "\n")   # never the ChipSpec
     print(f"{chip.name}: {chip.stats['instances']} instances of {len(chip.counts)} cells, "
           f"{chip.stats['area_mm2']:.4f} mm2 -> {out} (check: kchip drc {out}; kchip lvs {out} {deck})")
     if chip.stats.get("floating_pins"):
