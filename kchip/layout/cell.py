@@ -27,7 +27,7 @@ from ..cells.structure import Circuit, Device
 from ..pdk import Pdk
 from .canvas import Canvas, Library
 from .devices import Item, Placed, mim_cap, mos_strip, res_segment
-from .route import route_rows
+from .route import pack_rows, route_rows
 from .wells import isolated_well
 from .rules import LayoutError, LayoutRules
 
@@ -167,18 +167,6 @@ def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int, max_w_
     return out
 
 
-def _pack(items: List[Placed], target: int) -> List[List[Placed]]:
-    rows: List[List[Placed]] = [[]]
-    w = 0
-    for p in items:
-        if rows[-1] and w + p.item.width > target:
-            rows.append([])
-            w = 0
-        rows[-1].append(p)
-        w += p.item.width
-    return rows
-
-
 def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_fingers: int = 8,
                    max_finger_w_um: float = 8.0, channel_nm: int = 4000, aspect: float = 2.0,
                    guard_ring: Optional[bool] = None) -> CellLayout:
@@ -202,7 +190,7 @@ def layout_circuit(circ: Circuit, pdk: Pdk, lib: Optional[Library] = None, max_f
     est = sum(it.width * (it.y1 - it.y0 + channel_nm) for it in items)      # area with its share of channel
     target = max(int(1.5 * widest), int(math.sqrt(est * aspect)))
     order = ["n", "iso"] + sorted(k for k in classes if k.startswith("p:")) + ["res", "cap"]
-    rows = [r for k in order if k in classes for r in _pack(classes[k], target)]
+    rows = [r for k in order if k in classes for r in pack_rows(classes[k], target)]
 
     top = lib.new_cell(circ.name)
     pins = [(p, circ.net(p)) for p in circ.pins]

@@ -87,7 +87,7 @@ class _Builder:
         return it
 
     def _block(self, name, pins, calls, children) -> Item:
-        from .route import route_rows
+        from .route import pack_rows, route_rows
         placed = []
         for c, ch in sorted(zip(calls, children), key=lambda t: _order_key(t[0][0], t[1])):
             ch = self.lower.get(ch.lower(), ch)
@@ -105,14 +105,7 @@ class _Builder:
         top = self.lib.new_cell(name)
         est = sum(p.item.width * (p.item.y1 - p.item.y0 + 20000) for p in placed)
         target = max(max(p.item.width for p in placed), int(math.sqrt(est * self.aspect)))
-        rows: List[List[Placed]] = [[]]
-        w = 0
-        for p in placed:
-            if rows[-1] and w + p.item.width > target:
-                rows.append([])
-                w = 0
-            rows[-1].append(p)
-            w += p.item.width
+        rows = pack_rows(placed, target)
         nets_all: Dict[str, None] = {}
         for p in pins:
             nets_all.setdefault(p)

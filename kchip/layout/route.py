@@ -12,10 +12,23 @@ from .canvas import Canvas
 from .devices import Placed, contact_column
 from .rules import LayoutError, LayoutRules
 
-__all__ = ["route_rows", "left_edge"]
+__all__ = ["route_rows", "left_edge", "pack_rows"]
 
 ROW_GAP = 1300        # nm between a channel's last track and the next row's lowest feature (nwell.2a + margin)
 RING_MARGIN = 1000    # nm from the contents to the guard ring
+
+
+def pack_rows(items: List[Placed], target: int) -> List[List[Placed]]:
+    """Items left to right into rows of at most `target` nm (a row holds at least one item)."""
+    rows: List[List[Placed]] = [[]]
+    w = 0
+    for p in items:
+        if rows[-1] and w + p.item.width > target:
+            rows.append([])
+            w = 0
+        rows[-1].append(p)
+        w += p.item.width
+    return rows
 
 
 def left_edge(spans: List[Tuple[int, int, str]], space: int) -> Dict[str, int]:
