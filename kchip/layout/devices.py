@@ -102,6 +102,13 @@ def _via1_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
     return lo
 
 
+# Placement margins of the MOS strip (nm). They are not foundry rules; each keeps a rule with room to spare:
+GATE_BAR_GAP = 150      # diff top to poly bar: poly.4 (0.075) and, with the bar's licon, licon.14 (0.19)
+GATE_CONTACT_DX = 350   # diff right edge to the gate licon centre: licon.9 (0.11) to the psdm corner (0.123)
+IMPLANT_OUT = 200       # implant past the diff / tap, where the two implants abut: nsd.5a (0.125), nsd.7 (0.13)
+FRAME_PAD = 285         # frame beyond the poly bar: npc (0.1 past the licon) plus licon.14 to a neighbour's tap
+
+
 def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: int) -> Item:
     """A MOS strip of nf fingers of W/L = w/l um (`kind`: nfet, nfet_lvt, pfet, pfet_lvt) with its own tap."""
     if kind not in ("nfet", "nfet_lvt", "pfet", "pfet_lvt"):
@@ -115,33 +122,60 @@ def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: i
     if got is not None:
         return got
     c = lib.new_cell(name)
+    X = nf * L + (nf + 1) * R.sd
+    c.box("diff", 0, 0, X, W)
+    terms = _sd_contacts(c, R, W, L, nf)
+    g_term, bar_r, bar_top = _gate(c, R, W, L, nf, X)
+    b_term, TH, tx0, gap = _tap(c, R, W)
+    terms += [g_term, b_term]
     pol = "p" if kind.startswith("pfet") else "n"
     sd_imp, tap_imp = ("psdm", "nsdm") if pol == "p" else ("nsdm", "psdm")
-    SD = R.sd
-    X = nf * L + (nf + 1) * SD
-    c.box("diff", 0, 0, X, W)
-    # ---- source / drain contacts and their met1 + via1 landings
-    n, _ = contact_column(W - 2 * R.licon_diff, R.licon, R.licon_sp)
-    used = n * R.licon + (n - 1) * R.licon_sp
+    imp = R.implant_diff
+    mid = -gap // 2 // R.grid * R.grid
+    x0 = tx0 - gap // 2
+    c.box(sd_imp, mid, -imp, X + IMPLANT_OUT, W + imp)
+    c.box(tap_imp, x0, -imp, mid, TH + imp)
+    ylo, yhi = -imp - 100, max(bar_top, TH + imp)
+    item = Item(c, x0, bar_r + FRAME_PAD, ylo, yhi, terms)
+    if kind.endswith("_lvt"):
+        c.box("lvtn", R.sd - R.lvtn_gate, -R.lvtn_gate, X - R.sd + R.lvtn_gate, W + R.lvtn_gate)
+    if pol == "p":
+        m = max(R.nwell_pdiff, R.lvtn_gate + R.nwell_lvtn if kind.endswith("_lvt") else 0)
+        item.well = "n"
+        item.well_y = (min(-m, -R.nwell_pdiff), max(W + m, TH + R.nwell_pdiff, yhi + 100))
+        item.y0 = min(item.y0, item.well_y[0])
+        item.y1 = max(item.y1, item.well_y[1])
+    lib.items[name] = item
+    return item
+
+
+def _sd_contacts(c: Canvas, R: LayoutRules, W: int, L: int, nf: int) -> List[Terminal]:
+    """Source / drain strips: a licon column each, with li, mcons, met1 and a via1 landing; s, d, s, ..."""
+    n, used = contact_column(W - 2 * R.licon_diff, R.licon, R.licon_sp)
     y0 = ((W - used) // 2) // R.grid * R.grid
-    terms: List[Terminal] = []
+    terms = []
     for k in range(nf + 1):
-        xc = k * (L + SD) + SD // 2
+        xc = k * (L + R.sd) + R.sd // 2
         xc = xc // R.grid * R.grid if (R.licon // 2) % R.grid == 0 else xc
         xl = xc - R.licon // 2
         for y in _cuts(n, R.licon, R.licon_sp, y0):
             c.box("licon", xl, y, xl + R.licon, y + R.licon)
         _, land = stack_up(c, R, xc, y0, y0 + used, "licon")
         terms.append(Terminal("s" if k % 2 == 0 else "d", xc, land))
-    # ---- gates, poly bar and the gate contact at the right
-    bar_lo = W + R.snap(max(R.licon_gate, 150))
+    return terms
+
+
+def _gate(c: Canvas, R: LayoutRules, W: int, L: int, nf: int, X: int) -> Tuple[Terminal, int, int]:
+    """Poly fingers (poly.8 endcap below), the poly bar above the diff and its one contact right of the diff.
+    Returns (gate terminal, right end of the bar, top of the bar)."""
+    bar_lo = W + R.snap(max(R.licon_gate, GATE_BAR_GAP))
     bar_h = R.licon + 2 * R.licon_poly_adj
-    xg = X + 350
+    xg = X + GATE_CONTACT_DX
     for i in range(nf):
-        x = SD + i * (L + SD)
+        x = R.sd + i * (L + R.sd)
         c.box("poly", x, -R.poly_end, x + L, bar_lo)
     bar_r = xg + R.licon // 2 + R.licon_poly_adj
-    c.box("poly", SD, bar_lo, bar_r, bar_lo + bar_h)
+    c.box("poly", R.sd, bar_lo, bar_r, bar_lo + bar_h)
     yg = bar_lo + bar_h // 2
     c.cbox("licon", xg, yg, R.licon, R.licon)
     c.box("npc", xg - R.licon // 2 - R.npc_licon, yg - R.licon // 2 - R.npc_licon,
@@ -152,41 +186,24 @@ def mos_strip(lib: Library, R: LayoutRules, kind: str, w: float, l: float, nf: i
     pad_h = max(R.mcon + 2 * R.m1_mcon_adj, R.via + 2 * R.m1_via_adj, -(-R.m1_area // R.m1_strip) + 10)
     pad_h = R.snap(pad_h) + (R.snap(pad_h) // R.grid % 2) * R.grid
     c.cbox("met1", xg, yg, R.m1_strip, pad_h)
-    terms.append(Terminal("g", xg, _via1_landing(c, R, xg, yg)))
-    # ---- tap (substrate / well contact) at the left
-    gap = R.snap(max(R.difftap_sp, 2 * 200))
+    return Terminal("g", xg, _via1_landing(c, R, xg, yg)), bar_r, bar_lo + bar_h
+
+
+def _tap(c: Canvas, R: LayoutRules, W: int) -> Tuple[Terminal, int, int, int]:
+    """The strip's own substrate / well tap left of the diff. Returns (terminal, tap height, tap left x, gap)."""
+    gap = R.snap(max(R.difftap_sp, 2 * IMPLANT_OUT))
     TW = R.tap_w
     TH = max(W, TW)
     tx1 = -gap
     tx0 = tx1 - TW
     c.box("tap", tx0, 0, tx1, TH)
-    nt, _ = contact_column(TH - 2 * R.licon_diff, R.licon, R.licon_sp)
-    used_t = nt * R.licon + (nt - 1) * R.licon_sp
+    nt, used_t = contact_column(TH - 2 * R.licon_diff, R.licon, R.licon_sp)
     ty0 = ((TH - used_t) // 2) // R.grid * R.grid
     txc = (tx0 + tx1) // 2
     for y in _cuts(nt, R.licon, R.licon_sp, ty0):
         c.box("licon", txc - R.licon // 2, y, txc + R.licon - R.licon // 2, y + R.licon)
     _, land = stack_up(c, R, txc, ty0, ty0 + used_t, "licon")
-    terms.append(Terminal("b", txc, land))
-    # ---- implants: the diff's own, the tap's opposite one; they abut at x = -gap/2
-    imp = R.implant_diff
-    mid = -gap // 2 // R.grid * R.grid
-    x0 = tx0 - gap // 2
-    x1 = bar_r + 120 + 165
-    c.box(sd_imp, mid, -imp, X + 200, W + imp)
-    c.box(tap_imp, x0, -imp, mid, TH + imp)
-    ylo, yhi = -imp - 100, max(bar_lo + bar_h, TH + imp)
-    item = Item(c, x0, x1, ylo, yhi, terms)
-    if kind.endswith("_lvt"):
-        c.box("lvtn", SD - R.lvtn_gate, -R.lvtn_gate, X - SD + R.lvtn_gate, W + R.lvtn_gate)
-    if pol == "p":
-        m = max(R.nwell_pdiff, R.lvtn_gate + R.nwell_lvtn if kind.endswith("_lvt") else 0)
-        item.well = "n"
-        item.well_y = (min(-m, -R.nwell_pdiff), max(W + m, TH + R.nwell_pdiff, yhi + 100))
-        item.y0 = min(item.y0, item.well_y[0])
-        item.y1 = max(item.y1, item.well_y[1])
-    lib.items[name] = item
-    return item
+    return Terminal("b", txc, land), TH, tx0, gap
 
 
 def mim_cap(lib: Library, R: LayoutRules, w: float, l: float) -> Item:
