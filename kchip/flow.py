@@ -333,6 +333,9 @@ STAGES: Dict[str, Any] = {
     "quantize": stage_quantize,
     "netlist": stage_netlist,
     "simulate": stage_simulate,
+    "layout": "kchip.layout.flowstage:stage_layout",
+    "drc": "kchip.layout.flowstage:stage_drc",
+    "lvs": "kchip.layout.flowstage:stage_lvs",
     "report": stage_report,
 }
 

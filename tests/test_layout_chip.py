@@ -83,3 +83,20 @@ def test_chip_with_a_cut_enable_line_is_caught(chip, tmp_path):
     rep = run_lvs(cut, d / "chip.spice", PDK)
     assert not rep.match
     assert any("EN_0" in m.upper() for m in rep.mismatches), rep.mismatches
+
+
+def test_flow_stages_layout_drc_lvs(chip, tmp_path):
+    """The flow's layout / drc / lvs stages on the netlist stage's deck (a FlowContext as kchip.flow builds it)."""
+    from kchip.flow import FlowContext, _resolve
+    d, deck, _, _ = chip
+    root = tmp_path / "flowchip"
+    (root / "03-netlist").mkdir(parents=True)
+    (root / "03-netlist" / "chip.spice").write_text(deck)
+    ctx = FlowContext("flowchip", root, tmp_path, {"netlist": {"netlist": "03-netlist/chip.spice",
+                                                              "level": "transistor"}})
+    for i, stage in enumerate(("layout", "drc", "lvs"), start=4):
+        ctx.results[stage] = _resolve(stage)({}, ctx, ctx.stage_dir(i, stage))
+    assert ctx.results["layout"]["instances"] == 19
+    assert ctx.results["drc"]["clean"] and ctx.results["lvs"]["match"], ctx.results
+    with pytest.raises(ValueError, match="unknown key"):
+        _resolve("layout")({"bogus": 1}, ctx, ctx.stage_dir(9, "x"))

@@ -1,0 +1,63 @@
+"""Flow stages `layout`, `drc` and `lvs` (plugged into kchip.flow.STAGES).
+
+layout: the netlist stage's transistor deck (netlist.level: transistor, netlist.control: ideal) laid out by
+        kchip.layout.chip -> chip.gds, chip.lyp, chip.layout.json.
+drc:    kchip drc on that GDS -> drc.json (+ drc.lyrdb); the result says clean or lists the failing rules.
+lvs:    kchip lvs of that GDS against the very deck the simulate stage runs -> lvs.json (+ lvs.lvsdb).
+A dirty DRC or an LVS mismatch does not stop the flow; it is in the stage result and the report.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Dict
+
+
+def _need(ctx, stage: str, key: str):
+    res = ctx.results.get(stage)
+    if not res or key not in res:
+        raise ValueError(f"flow.yaml: stages: '{stage}' must run before this stage (it gives {key!r})")
+    return res[key]
+
+
+def stage_layout(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
+    from ..pdk import load_pdk
+    from .chip import layout_deck
+    from .gds import write_gds, write_lyp
+    deck = ctx.root / _need(ctx, "netlist", "netlist")
+    if ctx.results["netlist"].get("level") != "transistor":
+        raise ValueError("flow.yaml: netlist.level: the layout stage needs 'transistor' (the ideal level has no "
+                         "devices to lay out)")
+    unknown = set(cfg) - {"aspect"}
+    if unknown:
+        raise ValueError(f"flow.yaml: layout: unknown key(s) {sorted(unknown)}; allowed: aspect")
+    pdk = load_pdk()
+    chip = layout_deck(deck.read_text(), pdk, aspect=float(cfg.get("aspect", 1.0)))
+    gds = write_gds(chip.top.comp, out / "chip.gds")
+    write_lyp(pdk, out / "chip.lyp")
+    summary = dict(top=chip.name, **chip.stats, instances_per_cell=chip.counts)
+    (out / "chip.layout.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return {"gds": str(gds.relative_to(ctx.root)), "deck": str(deck.relative_to(ctx.root)), "top": chip.name,
+            "area_mm2": chip.stats["area_mm2"], "instances": chip.stats["instances"],
+            "floating_pins": chip.stats["floating_pins"]}
+
+
+def stage_drc(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
+    from ..pdk import load_pdk
+    from ..verify.drc import run_drc
+    gds = ctx.root / _need(ctx, "layout", "gds")
+    rep = run_drc(gds, load_pdk(), lyrdb=out / "drc.lyrdb", json_out=out / "drc.json")
+    return {"clean": rep.clean, "violations": rep.violations, "rules": len(rep.results),
+            "failing": {r.name: r.count for r in rep.failing()}, "report": str((out / "drc.json").relative_to(ctx.root)),
+            "seconds": round(rep.seconds, 2)}
+
+
+def stage_lvs(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
+    from ..pdk import load_pdk
+    from ..verify.lvs import run_lvs
+    gds = ctx.root / _need(ctx, "layout", "gds")
+    deck = ctx.root / _need(ctx, "layout", "deck")
+    rep = run_lvs(gds, deck, load_pdk(), lvsdb=out / "lvs.lvsdb", json_out=out / "lvs.json")
+    return {"match": rep.match, "mismatches": rep.mismatches[:20], "ideal_elements": len(rep.ideal_elements),
+            "report": str((out / "lvs.json").relative_to(ctx.root)), "seconds": round(rep.seconds, 2)}
