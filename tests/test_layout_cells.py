@@ -167,3 +167,13 @@ def test_isolated_bulk_needs_vdd_for_its_ring():
                              "XM2 s b vss vss sky130_fd_pr__nfet_01v8 w=1 l=0.5\n.ends\n", PDK)
     with pytest.raises(LayoutError, match="vdd"):
         layout_circuit(circ, PDK)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_committed_golden_gds_is_current(library, cell):
+    """layouts/ holds what the generators draw today (regenerate with `kchip layout-cells -o layouts`)."""
+    from pathlib import Path
+    out, rows = library
+    name = rows[cell]["subckt"]
+    golden = Path(__file__).resolve().parents[1] / "layouts" / f"{name}.gds"
+    assert golden.read_bytes() == (out / f"{name}.gds").read_bytes(), f"{golden} is stale"

@@ -114,41 +114,14 @@ def route_rows(top: Canvas, R: LayoutRules, rows: List[List[Placed]], pins: Sequ
     x_sp0 = right + 1000
     spine_x = {n: x_sp0 + R.riser // 2 + i * R.spine_pitch for i, n in enumerate(spine_nets)}
     track_y, y_rows = _channels(top, R, rows, row_terms, spine_x)
-    for r in rows:
-        for p in r:
-            top.place(p.item.cell, p.x, p.y)
-        wells = [p for p in r if p.item.well]
-        if wells:
-            lo = min(p.y + p.item.well_y[0] for p in wells)
-            hi = max(p.y + p.item.well_y[1] for p in wells)
-            top.box("nwell", min(p.x + p.item.x0 for p in wells), lo, max(p.x + p.item.x1 for p in wells), hi)
-    v2h = R.via2 // 2 + R.m2_via2_adj
-    spine_span: Dict[str, List[int]] = {n: [] for n in spine_nets}
-    for r, ty in zip(rows, track_y):
-        for n, c in ty.items():
-            if n in spine_span:
-                spine_span[n].append(c)
-        for p in r:
-            for t, n in zip(p.item.terminals, p.nets):
-                x, c = p.x + t.x, ty[n]
-                top.box("met2", x - R.riser // 2, p.y + t.y, x + R.riser - R.riser // 2, c + v2h)
-                top.cbox("via2", x, c, R.via2, R.via2)
+    spine_span = _place_and_rise(top, R, rows, track_y, spine_nets)
     y_top = y_rows + 800
     ring_y = None
     if guard_net is not None:
         b = top.bbox()
         ring_y = _guard_ring(top, R, b.left - RING_MARGIN, b.bottom - RING_MARGIN,
                              max(b.right, spine_x[spine_nets[-1]] + R.riser) + RING_MARGIN, y_top + RING_MARGIN)
-    for n, xs in spine_x.items():
-        ys = spine_span[n]
-        lo = min(ys) - v2h
-        if n == guard_net:
-            lo = ring_y - R.via // 2 - R.m2_via_adj
-            top.cbox("via", xs, ring_y, R.via, R.via)
-        hi = y_top if n in pin_nets else max(ys) + v2h
-        top.box("met2", xs - R.riser // 2, lo, xs + R.riser - R.riser // 2, hi)
-        for c in ys:
-            top.cbox("via2", xs, c, R.via2, R.via2)
+    _spines(top, R, spine_x, spine_span, pin_nets, y_top, guard_net, ring_y)
     pin_pos: Dict[str, Tuple[int, int]] = {}
     for pin, n in pins:
         xs = spine_x[n]
@@ -159,6 +132,47 @@ def route_rows(top: Canvas, R: LayoutRules, rows: List[List[Placed]], pins: Sequ
     b = top.bbox()
     top.box("prbndry", b.left - 500, b.bottom - 500, b.right + 500, b.top + 500)
     return pin_pos, y_top
+
+
+def _place_and_rise(top: Canvas, R: LayoutRules, rows, track_y, spine_nets) -> Dict[str, List[int]]:
+    """Place the items, draw each row's n-well and every terminal's riser with its via2 on the net's track.
+    Returns the track y of every spine net, row by row."""
+    v2h = R.via2 // 2 + R.m2_via2_adj
+    spine_span: Dict[str, List[int]] = {n: [] for n in spine_nets}
+    for r in rows:
+        for p in r:
+            top.place(p.item.cell, p.x, p.y)
+        wells = [p for p in r if p.item.well]
+        if wells:
+            lo = min(p.y + p.item.well_y[0] for p in wells)
+            hi = max(p.y + p.item.well_y[1] for p in wells)
+            top.box("nwell", min(p.x + p.item.x0 for p in wells), lo, max(p.x + p.item.x1 for p in wells), hi)
+    for r, ty in zip(rows, track_y):
+        for n, c in ty.items():
+            if n in spine_span:
+                spine_span[n].append(c)
+        for p in r:
+            for t, n in zip(p.item.terminals, p.nets):
+                x, c = p.x + t.x, ty[n]
+                top.box("met2", x - R.riser // 2, p.y + t.y, x + R.riser - R.riser // 2, c + v2h)
+                top.cbox("via2", x, c, R.via2, R.via2)
+    return spine_span
+
+
+def _spines(top: Canvas, R: LayoutRules, spine_x, spine_span, pin_nets, y_top: int, guard_net, ring_y) -> None:
+    """One met2 spine per net with a via2 on each of its tracks; pin spines run to y_top, the guard net's
+    spine down to the ring (via1)."""
+    v2h = R.via2 // 2 + R.m2_via2_adj
+    for n, xs in spine_x.items():
+        ys = spine_span[n]
+        lo = min(ys) - v2h
+        if n == guard_net:
+            lo = ring_y - R.via // 2 - R.m2_via_adj
+            top.cbox("via", xs, ring_y, R.via, R.via)
+        hi = y_top if n in pin_nets else max(ys) + v2h
+        top.box("met2", xs - R.riser // 2, lo, xs + R.riser - R.riser // 2, hi)
+        for c in ys:
+            top.cbox("via2", xs, c, R.via2, R.via2)
 
 
 def _guard_ring(c: Canvas, R: LayoutRules, x0: int, y0: int, x1: int, y1: int) -> int:
