@@ -3,7 +3,6 @@ deterministic, with geometry that matches hand-computed sizes, and broken copies
 from __future__ import annotations
 
 import hashlib
-import re
 
 import klayout.db as kdb
 import pytest
@@ -115,7 +114,7 @@ def _inv(tmp_path):
 
 def test_broken_short_between_two_nets(tmp_path):
     lay, gds, sp = _inv(tmp_path)
-    (xa, ya), (xy, yy) = lay.pins["a"], lay.pins["y"]
+    (xa, ya), (xy, _) = lay.pins["a"], lay.pins["y"]
     m2 = lambda ly: ly.layer(*PDK.layer("met2"))
     bad = _edit(gds, tmp_path / "short.gds",
                 lambda ly, top: top.shapes(m2(ly)).insert(kdb.Box(min(xa, xy), ya - 400, max(xa, xy), ya - 120)))

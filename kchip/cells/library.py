@@ -216,25 +216,24 @@ def tanh_diff(pdk: Pdk, sign: int = 1, name: str | None = None, **kw) -> Subckt:
     steer = p.get("enable", "tail") == "output"
     casc = p["dac_cascode"] is True          # one shared cascode above the bit switches
     leg = p["dac_cascode"] == "leg"          # a cascode per DAC leg (below the bit switches)
-    top = "dacc" if casc else "dac"          # DAC output (above the cascode if any)
+    # the tail current's node above the DAC (and its shared cascode, if any); with output steering the tail
+    # always runs, so that node is the pair's tail itself (no tie)
+    top = "tail" if steer else "dacc" if casc else "dac"
     lines = [f".subckt {name} {' '.join(edge_pins(n))}",
              f"* kchip tanh_diff edge cell, sign {sign:+d}, {n}-bit tail DAC",
              _fet(pdk, p["pair"], "M1", "na", ga, "tail", p["pair_bulk"], p["w_in"], p["l_in"]),
              _fet(pdk, p["pair"], "M2", "nb", gb, "tail", p["pair_bulk"], p["w_in"], p["l_in"])]
     if steer:
-        # the tail always runs, so the DAC output is the pair's tail node itself (no tie)
-        top = "tail"
         lines += ["* enable acts on the outputs (current steering); the tail always runs: en -> enb inverter",
                   _fet(pdk, "pfet", "MIP", "enb", "en", "vdd", "vdd", 0.42, 0.15),
                   _fet(pdk, "nfet", "MIN", "enb", "en", "vss", "vss", 0.42, 0.15)]
     else:
         lines += ["* enable: series switch in the tail",
                   _fet(pdk, "nfet", "SEN", "tail", "en", top, "vss", p["w_sw"] * 2 ** n, p["l_sw"])]
-    dac = "tail" if steer and not casc else "dac"
     if casc:
-        lines.append(_fet(pdk, p.get("dac_casc_dev", "nfet"), "MDC", top if steer else "dacc", "vcn", "dac", "vss",
+        lines.append(_fet(pdk, p.get("dac_casc_dev", "nfet"), "MDC", top, "vcn", "dac", "vss",
                           p.get("w_dc") or p["w_nc"] * 2, p.get("l_dc") or p["l_nc"]))
-    lines += [*_dac(pdk, p, dac, bits, "D", cascode=leg),
+    lines += [*_dac(pdk, p, "dac" if casc else top, bits, "D", cascode=leg),
               *_outputs(pdk, p, "na", "nb", steer=steer),
               f".ends {name}"]
     return Subckt(name, edge_pins(n), "\n".join(lines), p)

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..pdk import Pdk
 
-__all__ = ["Device", "Circuit", "StructureError", "TIE_OHMS", "parse_value"]
+__all__ = ["Device", "Circuit", "StructureError", "TIE_OHMS", "parse_value", "is_tie"]
 
 TIE_OHMS = 1.0     # a resistor of at most this value inside a cell is a net merge (a tie), not a resistor
 
@@ -38,6 +38,18 @@ def parse_value(tok: str) -> float:
     if not m:
         raise StructureError(f"not a SPICE number: {tok!r}")
     return float(m.group(1)) * _SUFFIX.get(m.group(2) or "", 1.0)
+
+
+def is_tie(tokens: Sequence[str]) -> bool:
+    """A SPICE element (split into tokens) that only joins two nets: a resistor of at most TIE_OHMS or a 0 V
+    source with a plain value (a 'dc' / 'pulse' / ... source is a stimulus, not a tie)."""
+    if len(tokens) < 4 or tokens[0][:1].upper() not in "RV":
+        return False
+    try:
+        v = parse_value(tokens[3])
+    except StructureError:
+        return False
+    return abs(v) <= TIE_OHMS if tokens[0][:1].upper() == "R" else v == 0.0
 
 
 @dataclass(frozen=True)
@@ -138,9 +150,7 @@ class Circuit:
         for ln in body:
             t = ln.split()
             c = t[0][0].upper()
-            if (c == "R" and len(t) >= 4 and parse_value(t[3]) <= TIE_OHMS) or \
-                    (c == "V" and len(t) >= 4 and t[3].lower() not in ("dc", "ac", "pulse", "pwl", "sin")
-                     and parse_value(t[3]) == 0.0):
+            if is_tie(t):
                 a, b = t[1], t[2]
                 keep, drop = (a, b) if (a in pins or b not in pins) else (b, a)
                 merges[drop] = keep

@@ -5,7 +5,7 @@ process never share cell names and the same inputs give the same GDS bytes.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import klayout.db as kdb
 

@@ -14,8 +14,9 @@ Routing (a two-level channel router that is correct by construction):
   * a channel's tracks are packed by the left-edge algorithm: nets whose x spans do not overlap share a track;
   * a net that spans several rows, or is a pin, gets a vertical met2 spine right of all rows; its tracks run to
     the spine and meet it with a via2; pin spines run to the top edge, where the pin shape and label sit (met2).
-Bulk: nfet bulks are the substrate (one net: the p-taps of every strip); pfet bulks are the n-well of their
-row. A device whose bulk cannot be the substrate or its row's well (an isolated p-well) is refused, named.
+Bulk: nfet bulks are the substrate (one net: the p-taps of every strip), or, for an nfet whose bulk is another
+net, an isolated p-well of that net (kchip.layout.wells); pfet bulks are the n-well of their row. Precision
+resistors sit on the substrate, as series chains of segments.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ..cells.structure import Circuit, Device
 from ..pdk import Pdk
 from .canvas import Canvas, Library
-from .devices import Item, Placed, mim_cap, mos_strip, res_segment
+from .devices import Placed, mim_cap, mos_strip, res_segment
 from .route import pack_rows, route_rows
 from .wells import isolated_well
 from .rules import LayoutError, LayoutRules
@@ -80,8 +81,8 @@ def _chunks(total: int, size: int) -> List[int]:
     return [min(size, total - k) for k in range(0, total, size)]
 
 
-def _classes(circ: Circuit) -> Tuple[str, Dict[str, str]]:
-    """The substrate net (bulk of the nfets) and each device's placement class."""
+def _classes(circ: Circuit) -> Dict[str, str]:
+    """Each device's placement class: 'n' (substrate), 'iso:<bulk>', 'p:<well>', 'res' or 'cap'."""
     nb = [circ.terminal_net(d, "b") for d in circ.devices if d.is_mos and d.polarity == "n"]
     sub = "vss" if "vss" in circ.nets or not nb else nb[0]
     cls: Dict[str, str] = {}
@@ -102,11 +103,13 @@ def _classes(circ: Circuit) -> Tuple[str, Dict[str, str]]:
             cls[d.name] = "res"
         else:
             raise LayoutError(f"cell {circ.name}: {d.name} ({d.model}): no layout generator for a {d.kind!r}")
-    return sub, cls
+    return cls
 
 
 def _res_chain(R: LayoutRules, lib: Library, circ: Circuit, d: Device, max_len_um: float) -> List[Placed]:
     """A precision resistor as a series chain of equal segments (each on the grid) of at most max_len_um."""
+    if d.m != 1:
+        raise LayoutError(f"{d.name}: m={d.m} precision resistors in parallel are not supported")
     L = int(round(d.l * 1000))
     n = max(1, math.ceil(d.l / max_len_um - 1e-9))
     while L % (n * R.grid):
@@ -114,20 +117,17 @@ def _res_chain(R: LayoutRules, lib: Library, circ: Circuit, d: Device, max_len_u
     a, b = circ.terminal_net(d, "r0"), circ.terminal_net(d, "r1")
     nodes = [a] + [f"_kr_{d.name.lower()}_{k}" for k in range(1, n)] + [b]
     out = []
-    for _ in range(d.m):
-        for k in range(n):
-            it = res_segment(lib, R, d.w, L / n / 1000)
-            ends = {"r0": nodes[k], "r1": nodes[k + 1]}
-            out.append(Placed(it, [ends[t.role] for t in it.terminals], d.name))
-    if d.m != 1:
-        raise LayoutError(f"{d.name}: m={d.m} precision resistors in parallel are not supported")
+    for k in range(n):
+        it = res_segment(lib, R, d.w, L / n / 1000)
+        ends = {"r0": nodes[k], "r1": nodes[k + 1]}
+        out.append(Placed(it, [ends[t.role] for t in it.terminals], d.name))
     return out
 
 
 def _items(R: LayoutRules, lib: Library, circ: Circuit, max_fingers: int, max_w_um: float,
            matched: Optional[List[str]] = None, max_res_um: float = 25.0,
            snapped: Optional[List[str]] = None) -> Dict[str, List[Placed]]:
-    _, cls = _classes(circ)
+    cls = _classes(circ)
     groups: Dict[str, List[str]] = {}
     for g in circ.match_groups:
         members = [n for n in g if n in cls]

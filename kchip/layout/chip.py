@@ -56,7 +56,7 @@ class _Builder:
         self.subs = subckts(view)
         self.lower = {k.lower(): k for k in self.subs}
         self.devices = {pdk.device(k)["name"].lower() for k in pdk.data["devices"]}
-        self.view, self.pdk, self.lib, self.aspect = view, pdk, lib, aspect
+        self.pdk, self.lib, self.aspect = pdk, lib, aspect
         self.R = LayoutRules.from_pdk(pdk)
         self.items: Dict[str, Item] = {}
         self.counts: Dict[str, int] = {}
@@ -98,8 +98,8 @@ class _Builder:
             if len(nets) != len(cpins):
                 raise LayoutError(f"{name}: instance {c[0]} has {len(nets)} nets, {ch} has {len(cpins)} pins")
             conn = dict(zip(cpins, nets))
+            # a child pin without geometry (floating inside the child) has no terminal: its net is not wired here
             placed.append(Placed(it, [conn[t.role] for t in it.terminals], c[0]))
-            # a child pin without geometry (floating inside the child) leaves its net here untouched
         if not placed:
             raise LayoutError(f"{name}: a block without instances")
         top = self.lib.new_cell(name)

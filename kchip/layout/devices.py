@@ -69,7 +69,7 @@ def _cuts(n: int, cut: int, space: int, start: int) -> List[int]:
     return [start + i * (cut + space) for i in range(n)]
 
 
-def stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int, layer_cut: str) -> Tuple[int, int]:
+def stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int) -> Tuple[int, int]:
     """li strip over a licon column spanning [y_lo, y_hi] (cuts drawn by the caller), mcons on it, a met1 strip,
     a via1 at its centre and the met2 landing. Returns (via1 centre y, landing bottom y)."""
     li_lo, li_hi = y_lo - R.li_adj, y_hi + R.li_adj
@@ -94,12 +94,21 @@ def stack_up(c: Canvas, R: LayoutRules, xc: int, y_lo: int, y_hi: int, layer_cut
     return yv, _via1_landing(c, R, xc, yv)
 
 
-def _via1_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
-    c.box("via", xc - R.via // 2, yv - R.via // 2, xc + R.via - R.via // 2, yv + R.via - R.via // 2)
-    h = R.via + 2 * R.m2_via_adj
-    lo = yv - R.via // 2 - R.m2_via_adj
-    c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + h)
+def _landing(c: Canvas, R: LayoutRules, xc: int, yv: int, cut: str, size: int, adj: int) -> int:
+    """A via (`cut`, size x size) centred at (xc, yv) and the met2 landing pad above it (a riser's width,
+    `adj` past the cut in y). Returns the pad's bottom, where the riser starts."""
+    c.cbox(cut, xc, yv, size, size)
+    lo = yv - size // 2 - adj
+    c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + size + 2 * adj)
     return lo
+
+
+def _via1_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
+    return _landing(c, R, xc, yv, "via", R.via, R.m2_via_adj)
+
+
+def _via2_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
+    return _landing(c, R, xc, yv, "via2", R.via2, R.m2_via2_adj)
 
 
 # Placement margins of the MOS strip (nm). They are not foundry rules; each keeps a rule with room to spare:
@@ -160,7 +169,7 @@ def _sd_contacts(c: Canvas, R: LayoutRules, W: int, L: int, nf: int) -> List[Ter
         xl = xc - R.licon // 2
         for y in _cuts(n, R.licon, R.licon_sp, y0):
             c.box("licon", xl, y, xl + R.licon, y + R.licon)
-        _, land = stack_up(c, R, xc, y0, y0 + used, "licon")
+        _, land = stack_up(c, R, xc, y0, y0 + used)
         terms.append(Terminal("s" if k % 2 == 0 else "d", xc, land))
     return terms
 
@@ -202,7 +211,7 @@ def _tap(c: Canvas, R: LayoutRules, W: int) -> Tuple[Terminal, int, int, int]:
     txc = (tx0 + tx1) // 2
     for y in _cuts(nt, R.licon, R.licon_sp, ty0):
         c.box("licon", txc - R.licon // 2, y, txc + R.licon - R.licon // 2, y + R.licon)
-    _, land = stack_up(c, R, txc, ty0, ty0 + used_t, "licon")
+    _, land = stack_up(c, R, txc, ty0, ty0 + used_t)
     return Terminal("b", txc, land), TH, tx0, gap
 
 
@@ -255,12 +264,6 @@ def mim_cap(lib: Library, R: LayoutRules, w: float, l: float) -> Item:
     return item
 
 
-def _via2_landing(c: Canvas, R: LayoutRules, xc: int, yv: int) -> int:
-    c.cbox("via2", xc, yv, R.via2, R.via2)
-    h = R.via2 + 2 * R.m2_via2_adj
-    lo = yv - R.via2 // 2 - R.m2_via2_adj
-    c.box("met2", xc - R.riser // 2, lo, xc + R.riser - R.riser // 2, lo + h)
-    return lo
 
 
 def res_segment(lib: Library, R: LayoutRules, w: float, l: float) -> Item:

@@ -9,7 +9,6 @@ A dirty DRC or an LVS mismatch does not stop the flow; it is in the stage result
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any, Dict
 

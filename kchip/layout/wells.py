@@ -53,7 +53,7 @@ def isolated_well(lib: Library, R: LayoutRules, name: str, strips: List[Placed],
     for k in range(n):
         y = cy0 + k * (R.licon + R.licon_sp)
         c.box("licon", tcx - R.licon // 2, y, tcx + R.licon - R.licon // 2, y + R.licon)
-    _, land = stack_up(c, R, tcx, cy0, cy0 + used, "licon")
+    _, land = stack_up(c, R, tcx, cy0, cy0 + used)
     imp = R.implant_diff
     c.box("nsdm", tcx - TW // 2 - imp, ty0 - imp, tcx + TW - TW // 2 + imp, ty0 + 2 * TW + imp)
     terms.append(Terminal("w", tcx, land))

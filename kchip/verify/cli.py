@@ -2,8 +2,6 @@
 mismatch or a failed run, 2: usage)."""
 from __future__ import annotations
 
-import json
-
 
 def _add_drc(p):
     p.add_argument("gds", help="GDS file")

@@ -23,12 +23,6 @@ _KEEP_DOT = (".subckt", ".ends", ".global")
 PDK_PREFIX = "sky130_fd_pr__"      # subcircuits of the PDK's device library (models, shared card copies)
 
 
-def _is_tie(tok, tie_ohms, parse_value) -> bool:
-    try:
-        return len(tok) >= 4 and abs(parse_value(tok[3])) <= tie_ohms
-    except ValueError:
-        return False
-
 
 class DeckError(ValueError):
     """A deck kchip cannot read as a netlist (names the line)."""
@@ -51,7 +45,7 @@ def netlist_view(text: str, pdk: Pdk, base: Optional[Path] = None, _seen: Option
     subcircuit calls nor ties (resistors of at most TIE_OHMS, 0 V sources) are ideal instruments, not layout devices (e.g. the
     output sample-and-hold's buffer, switch and hold capacitor): they are left out and, given a `dropped` list,
     listed there as '<subckt>: <line>'."""
-    from ..cells.structure import TIE_OHMS, StructureError, parse_value
+    from ..cells.structure import is_tie
     devices = {pdk.device(k)["name"].lower() for k in pdk.data["devices"]}
     copy = re.compile(r"^(.*)__k\d+$", re.I)
     seen = _seen if _seen is not None else set()
@@ -96,8 +90,7 @@ def netlist_view(text: str, pdk: Pdk, base: Optional[Path] = None, _seen: Option
             continue
         if stack and stack[-1][0].split()[1].lower().startswith(PDK_PREFIX):
             continue                                        # inside a device model: dropped with its block
-        if tok[0][0] not in "xrv" or (tok[0][0] == "r" and not _is_tie(tok, TIE_OHMS, parse_value)) or \
-                (tok[0][0] == "v" and not _is_tie(tok, 0.0, parse_value)):
+        if tok[0][0] != "x" and not is_tie(tok):
             if dropped is not None:
                 dropped.append(f"{stack[-1][0].split()[1] if stack else '(top)'}: {ln}")
             continue

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence
 import klayout.db as kdb
 import klayout.rdb as krdb
 
-from ..pdk import Pdk, PdkError
+from ..pdk import Pdk
 
 __all__ = ["DrcReport", "RuleResult", "run_drc", "DrcError"]
 
