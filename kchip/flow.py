@@ -13,10 +13,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 import yaml
+
+from .errors import RunError, UsageError
+from .fsio import write_json
 
 
 @dataclass
@@ -25,6 +28,7 @@ class FlowContext:
     root: Path                       # build/<name>
     cfg_dir: Path                    # folder of flow.yaml (relative paths in it resolve from here)
     results: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    file: str = "flow.yaml"          # the flow file as errors name it
 
     def stage_dir(self, index: int, stage: str) -> Path:
         d = self.root / f"{index:02d}-{stage}"
@@ -45,10 +49,10 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
     """Build, import or load the software model; writes model.kchip."""
     import torch
     from .model import KirchhoffNet, Period, import_official, load_model, save_model, topology
-    source = cfg.get("source", "spec")
+    source = cfg["source"]
     result_extra = {}
     if source == "train":
-        model, result_extra = _train_regression(cfg.get("train", {}) or {}, out)
+        model, result_extra = _train_regression(cfg["train"], out)
     elif source == "official":
         model = import_official(ctx.path(cfg["checkpoint"]), ctx.path(cfg["config"]))
     elif source == "kchip":
@@ -57,23 +61,20 @@ def stage_model(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, A
             from .tasks.regression import load_data
             result_extra = _save_data(load_data(cfg["dataset"]), cfg["dataset"], out)
     elif source == "spec":
-        torch.manual_seed(int(cfg.get("seed", 0)))
+        torch.manual_seed(cfg["seed"])
         periods = []
-        if not cfg.get("periods"):
-            raise ValueError("flow.yaml: model.periods: a 'spec' model needs a non-empty list of periods")
         for i, p in enumerate(cfg["periods"]):
-            for key in ("topology", "law", "t_len"):
-                if key not in p:
-                    raise ValueError(f"flow.yaml: model.periods[{i}]: missing required key {key!r}")
-            w = f"flow.yaml: model.periods[{i}]"
+            w = f"{ctx.file}: model.periods[{i}]"
             edges = topology.generate(p["topology"], p.get("args"), w)
-            per = Period(edges[:, :2], p["law"], float(p["t_len"]), where=w)
+            per = Period(edges[:, :2], p["law"], p["t_len"], where=w)
             with torch.no_grad():
-                per.param.mul_(float(p.get("init_scale", 1.0)))
+                per.param.mul_(p["init_scale"])
             periods.append(per)
-        model = KirchhoffNet(periods, projector=cfg.get("projector"), solver=cfg.get("solver"))
-    else:
-        raise ValueError(f"flow.yaml: model.source: unknown source {source!r} (train | official | kchip | spec)")
+        try:
+            model = KirchhoffNet(periods, projector=cfg["projector"], solver=cfg.get("solver"))
+        except ValueError as exc:                     # the projector against the last period's nodes
+            msg = str(exc).split(": ", 1)[-1] if str(exc).startswith("projector:") else str(exc)
+            raise UsageError(ctx.file, "model.projector", cfg["projector"], msg) from None
     save_model(model, out / "model.kchip")
     return {**result_extra, "model": str((out / "model.kchip").relative_to(ctx.root)), "periods": len(model.periods),
             "nodes": [p.num_nodes for p in model.periods], "edges": [p.num_edges for p in model.periods],
@@ -85,14 +86,13 @@ def _train_regression(cfg: Dict[str, Any], out: Path):
     in data.npz for the later stages' task metric."""
     import torch
     from .tasks.regression import build_regression_model, load_data, train
-    torch.set_num_threads(int(cfg.get("threads", 1)))        # small model: one thread is fastest
-    dataset = cfg.get("dataset", "diabetes")
+    torch.set_num_threads(cfg["threads"])        # small model: one thread is fastest
+    dataset = cfg["dataset"]
     data = load_data(dataset)
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    model = build_regression_model(data[0].shape[1], cfg.get("size", "small"))
-    metrics = train(model, data, epochs=int(cfg.get("epochs", 60)), batch=int(cfg.get("batch", 64)),
-                    lr=float(cfg.get("lr", 5e-4)), seed=int(cfg.get("seed", 0)), run_dir=out / "run",
-                    progress=bool(cfg.get("progress", True)))
+    torch.manual_seed(cfg["seed"])
+    model = build_regression_model(data[0].shape[1], cfg["size"])
+    metrics = train(model, data, epochs=cfg["epochs"], batch=cfg["batch"], lr=cfg["lr"], seed=cfg["seed"],
+                    run_dir=out / "run", progress=cfg["progress"])
     return model, {**_save_data(data, dataset, out), "test_mse": metrics["test_mse"], "epochs": metrics.get("epochs")}
 
 
@@ -116,20 +116,17 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     from .quantize.core import quantize_model
     model = load_model(ctx.root / ctx.results["model"]["model"])
     data = _data(ctx)
-    if data is not None:
-        calib = torch.tensor(data["x_train"][: int(cfg.get("calib", 256))])
-    else:
-        calib = torch.tensor(np.load(ctx.root / ctx.results["forward"]["inputs"]))
-    target = cfg.get("target", {"kind": "latency", "value": 1e-6})
+    pool = data["x_train"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
+    calib = torch.tensor(pool[: cfg["calib"]])
+    if len(calib) < cfg["calib"]:
+        _log(f"quantize: calib {cfg['calib']}: the {'training split' if data is not None else 'forward stage'} "
+             f"has {len(calib)} rows; calibrating on all {len(calib)}")
+    target = cfg["target"]
     lim = None
     if cfg.get("limits"):                      # overrides of the PDK limits, e.g. the cells' input range
         from dataclasses import replace
         from .hw.limits import load_limits
-        base = load_limits()
-        unknown = sorted(set(cfg["limits"]) - set(base.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"flow.yaml: quantize.limits.{unknown[0]}: unknown limit")
-        lim = replace(base, **{k: float(v) for k, v in cfg["limits"].items()})
+        lim = replace(load_limits(), **cfg["limits"])
     scaling = map_model(model, calib, pdk_limits=lim, target=target)
     float_model, cell_aware = model, None
     if cfg.get("cell_aware"):                  # fine-tune onto the transistor cell's code grid
@@ -137,10 +134,10 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         from .model import save_model
         save_model(model, out / "model_cellaware.pt")
         cell_aware["model"] = str((out / "model_cellaware.pt").relative_to(ctx.root))
-    bits = {"gm": int(cfg.get("bits_gm", 6)), "bias": int(cfg.get("bits_bias", 6))}
-    q = quantize_model(model, scaling, bits=bits, strict=bool(cfg.get("strict", False)), name=ctx.name)
+    bits = {"gm": cfg["bits_gm"], "bias": cfg["bits_bias"]}
+    q = quantize_model(model, scaling, bits=bits, strict=cfg["strict"], name=ctx.name)
     q.spec.save(out / "chip.json")
-    res = {"chipspec": str((out / "chip.json").relative_to(ctx.root)), "bits": bits,
+    res = {"chipspec": str((out / "chip.json").relative_to(ctx.root)), "bits": bits, "calib_rows": len(calib),
            "v_u": scaling.v_u, "i_u": scaling.i_u, "c_f": scaling.c_f, "tau_s": scaling.tau_s,
            "clipped": q.report.get("clipped_total"), "warnings": scaling.report.get("warnings", [])}
     if cell_aware:
@@ -171,11 +168,10 @@ def _cell_aware(model, scaling, data, ctx: FlowContext, cfg: Dict[str, Any]):
 
 def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
     from .netlist import write_netlist
-    level = cfg.get("level", "ideal")
-    corner = cfg.get("corner", "tt")
+    level, corner = cfg["level"], cfg["corner"]
     rep: Dict[str, Any] = {}
     path = write_netlist(ctx.root / ctx.results["quantize"]["chipspec"], out / "chip.spice", level, corner, rep,
-                         control=cfg.get("control"))
+                         control=cfg["control"])
     res = {"netlist": str(path.relative_to(ctx.root)), "level": level}
     if level == "transistor":
         res.update(corner=corner, cells=str((path.parent / (path.name + ".cells.json")).relative_to(ctx.root)),
@@ -192,16 +188,18 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     from .quantize.core import realized_model
     from .sim.simulate import compare, simulate
     spec = ChipSpec.load(ctx.root / ctx.results["quantize"]["chipspec"])
-    n = int(cfg.get("num_inputs", 16))
+    n = cfg["num_inputs"]
     data = _data(ctx)
     if data is not None:
         x, y_true = data["x_test"][:n].astype(np.float64), data["y_test"][:n].astype(np.float64)
     else:
         x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
+    if len(x) < n:
+        raise UsageError(ctx.file, "simulate.num_inputs", n, f"at most {len(x)} (the "
+                         f"{'test split' if data is not None else 'forward stage'} has {len(x)} inputs)")
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
-                       jobs=cfg.get("jobs"), chunk=int(cfg.get("chunk", 8)), out_dir=out,
-                       timeout_per_input=cfg.get("timeout_per_input_s"), merge=bool(cfg.get("merge", True)),
-                       op_init=bool(cfg.get("op_init", True)))
+                       jobs=cfg["jobs"], chunk=cfg["chunk"], out_dir=out, timeout_per_input=cfg["timeout_per_input_s"],
+                       merge=cfg["merge"], op_init=cfg["op_init"])
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
@@ -252,9 +250,9 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, c
     rep = json.loads((ctx.root / ctx.results["netlist"]["cells"]).read_text())
     # the measured surfaces of the chip's own code triples for the PDK's l2_code_surfaces kinds (tanh_lin)
     surf = chip_code_surfaces(spec, rep, log=lambda m: print(f"[kchip flow] {m}", flush=True)) \
-        if cfg.get("l2_code_surfaces", True) else {}
+        if cfg["l2_code_surfaces"] else {}
     # the first period's cells are on during the load phase: the nodes start R_on(v) I off their inputs
-    load = chip_load_switch(spec, rep) if cfg.get("l2_load_switch", True) else None
+    load = chip_load_switch(spec, rep) if cfg["l2_load_switch"] else None
     refine = dict(code_surfaces=surf, load_switch=load)
     l2_model = surrogate_model(spec, rep, **refine)
     code_model = realized_model(cell_level_spec(spec, rep))
@@ -304,10 +302,10 @@ def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str,
     import torch
     from .model import load_model
     model = load_model(ctx.root / ctx.results["model"]["model"]).double()
-    n = int(cfg.get("num_inputs", 64))
-    rng = np.random.default_rng(int(cfg.get("seed", 0)))
-    x = rng.standard_normal((n, model.num_inputs)) * float(cfg.get("scale", 1.0))
-    tol = dict(rtol=float(cfg.get("rtol", 1e-7)), atol=float(cfg.get("atol", 1e-9)))
+    n = cfg["num_inputs"]
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.standard_normal((n, model.num_inputs)) * cfg["scale"]
+    tol = dict(rtol=cfg["rtol"], atol=cfg["atol"])
     t0 = time.perf_counter()
     with torch.no_grad():
         y = model(torch.tensor(x), project=False, **tol)
@@ -323,7 +321,7 @@ def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str,
 
 def stage_report(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
     report = {"flow": ctx.name, "stages": ctx.results}
-    (out / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(out / "report.json", report)
     return {"report": str((out / "report.json").relative_to(ctx.root))}
 
 
@@ -341,35 +339,47 @@ STAGES: Dict[str, Any] = {
 
 
 def _resolve(name: str) -> Callable:
-    if name not in STAGES:
-        raise ValueError(f"flow.yaml: stages: unknown stage {name!r}; known: {', '.join(STAGES)}")
-    fn = STAGES[name]
+    fn = STAGES[name]                          # the schema refused unknown stage names
     if isinstance(fn, str):
         mod, attr = fn.split(":")
         try:
             fn = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError):
-            raise ValueError(f"flow.yaml: stages: stage {name!r} is not available in this kchip ({fn})") from None
+            raise RunError(f"stage {name!r} is not available in this kchip ({fn})") from None
     return fn
 
 
-def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False) -> Dict[str, Any]:
+def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, start: Optional[str] = None,
+             stop: Optional[str] = None, check_only: bool = False) -> Dict[str, Any]:
+    """Run the stages of a flow file (validated first: `kchip.flowschema`). `start`: re-run from this stage on
+    (the ones before it from the cache, if there); `stop`: the last stage to run; `check_only`: validate and
+    return the completed configuration. Every file a stage writes is complete or absent: stage.json is written
+    last and atomically, and build/<name>/flow.json says whether the run completed or where it failed."""
+    from .flowschema import load_flow
     flow_file = Path(flow_file)
-    if not flow_file.exists():
-        raise FileNotFoundError(f"{flow_file}: flow file not found")
-    cfg = yaml.safe_load(flow_file.read_text()) or {}
-    for key in ("name", "stages"):
-        if key not in cfg:
-            raise ValueError(f"{flow_file}: missing required key {key!r}")
-    ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent)
-    fns = [_resolve(stage) for stage in cfg["stages"]]       # refuse unknown stages before running any
+    cfg = load_flow(flow_file)
+    stages = list(cfg["stages"])
+    for opt, name in (("--from", start), ("--to", stop)):
+        if name is not None and name not in stages:
+            raise UsageError(flow_file, "stages", stages, f"{opt} {name!r} is not one of the flow's stages")
+    if stop is not None:
+        stages = stages[: stages.index(stop) + 1]
+    if check_only:
+        return cfg
+    ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent, file=str(flow_file))
+    fns = [_resolve(stage) for stage in stages]
+    status = ctx.root / "flow.json"
+    ctx.root.mkdir(parents=True, exist_ok=True)
+    write_json(status, {"flow": str(flow_file), "status": "running", "stages": stages})
     upstream = ""
-    for i, (stage, fn) in enumerate(zip(cfg["stages"], fns), start=1):
-        section = cfg.get(stage, {}) or {}
+    rerun = force
+    for i, (stage, fn) in enumerate(zip(stages, fns), start=1):
+        rerun = rerun or stage == start
+        section = cfg.get(stage, {})
         key = hashlib.sha256(json.dumps([stage, section, upstream], sort_keys=True, default=str).encode()).hexdigest()
         out = ctx.stage_dir(i, stage)
         meta_file = out / "stage.json"
-        if not force and meta_file.exists():
+        if not rerun and meta_file.exists():
             meta = json.loads(meta_file.read_text())
             if meta.get("key") == key and meta.get("ok"):
                 _log(f"{i:02d} {stage}: cached ({out})")
@@ -377,25 +387,51 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False) 
                 upstream = key
                 continue
         _log(f"{i:02d} {stage}: running ...")
+        meta_file.unlink(missing_ok=True)
         t0 = time.perf_counter()
-        result = fn(section, ctx, out)
+        try:
+            result = fn(section, ctx, out)
+        except BaseException as exc:
+            _failed(ctx, stages[i - 1:], i, stage, key, exc, time.perf_counter() - t0, flow_file)
+            raise
         dt = time.perf_counter() - t0
         ctx.results[stage] = result
-        meta_file.write_text(json.dumps({"key": key, "ok": True, "seconds": round(dt, 3), "result": result},
-                                        indent=2))
+        write_json(meta_file, {"key": key, "ok": True, "seconds": round(dt, 3), "result": result})
         _log(f"{i:02d} {stage}: done in {dt:.1f} s: {json.dumps(result)[:300]}")
         upstream = key
+    write_json(status, {"flow": str(flow_file), "status": "complete", "stages": stages})
     return ctx.results
+
+
+def _failed(ctx: FlowContext, rest, index: int, stage: str, key: str, exc: BaseException, dt: float,
+            flow_file: Path) -> None:
+    """A stage failed: its stage.json and build/<name>/flow.json say so, and the report of an earlier run
+    (which would read as this run's) is removed."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    write_json(ctx.stage_dir(index, stage) / "stage.json",
+               {"key": key, "ok": False, "seconds": round(dt, 3), "error": msg})
+    for j, later in enumerate(rest):
+        if later == "report":
+            (ctx.root / f"{index + j:02d}-report" / "report.json").unlink(missing_ok=True)
+    write_json(ctx.root / "flow.json", {"flow": str(flow_file), "status": "failed", "failed_stage": stage,
+                                        "error": msg})
 
 
 def _add_flow(p):
     p.add_argument("flow_file", nargs="?", default="flow.yaml", help="flow description (default: flow.yaml)")
     p.add_argument("--build", default="build", help="build folder (default: build)")
     p.add_argument("--force", action="store_true", help="re-run every stage, ignoring the cache")
+    p.add_argument("--from", dest="start", metavar="STAGE", help="re-run from this stage on (earlier ones cached)")
+    p.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
+    p.add_argument("--check", action="store_true",
+                   help="validate the flow file and print it with every default filled in; run nothing")
 
 
 def _run_flow(args) -> int:
-    run_flow(Path(args.flow_file), Path(args.build), args.force)
+    res = run_flow(Path(args.flow_file), Path(args.build), args.force, start=args.start, stop=args.stop,
+                   check_only=args.check)
+    if args.check:
+        print(yaml.safe_dump(res, sort_keys=False), end="")
     return 0
 
 

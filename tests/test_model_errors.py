@@ -148,4 +148,4 @@ def test_cli_help_and_import_forward(tmp_path):
         want = import_official(mp, cp).double()(torch.tensor(x), rtol=1e-9, atol=1e-11).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, atol=1e-9)
     bad = _kchip("import-official", mp, tmp_path / "missing.yaml", "-o", tmp_path / "z.kchip")
-    assert bad.returncode == 1 and "missing.yaml: file not found" in bad.stderr
+    assert bad.returncode == 2 and "missing.yaml: file not found" in bad.stderr

@@ -61,5 +61,13 @@ def test_paper_layers():
 def test_unknown_generator_and_bad_args():
     with pytest.raises(ValueError, match="unknown topology generator 'star'"):
         T.generate("star", {}, "cfg.yaml: network.net_struct[0]")
-    with pytest.raises(ValueError, match=r"net_struct\[0\].*bad arguments.*'nodes'"):
+    with pytest.raises(ValueError, match=r"net_struct\[0\]\.args\.nodes: unknown argument .*allowed: num_node"):
         T.generate("_fully_connect", {"nodes": 3}, "cfg.yaml: network.net_struct[0]")
+    with pytest.raises(ValueError, match=r"\.args\.num_node: 'x': an integer in \[1, 4096\]"):
+        T.generate("fc", {"num_node": "x"}, "cfg.yaml: network.net_struct[0]")
+    with pytest.raises(ValueError, match=r"\.args\.repeat: \[1\]: a pair"):
+        T.generate("fc", {"num_node": 3, "repeat": [1]}, "w")
+    with pytest.raises(ValueError, match=r"\.args: missing argument 'num_node'"):
+        T.generate("fc", {}, "w")
+    with pytest.raises(ValueError, match=r"about 16,785,409 edges; at most 1,000,000"):
+        T.generate("fc", {"num_node": 4096}, "w")

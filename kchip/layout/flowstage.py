@@ -28,11 +28,8 @@ def stage_layout(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     if ctx.results["netlist"].get("level") != "transistor":
         raise ValueError("flow.yaml: netlist.level: the layout stage needs 'transistor' (the ideal level has no "
                          "devices to lay out)")
-    unknown = set(cfg) - {"aspect"}
-    if unknown:
-        raise ValueError(f"flow.yaml: layout: unknown key(s) {sorted(unknown)}; allowed: aspect")
     pdk = load_pdk()
-    chip = layout_deck(deck.read_text(), pdk, aspect=float(cfg.get("aspect", 1.0)))
+    chip = layout_deck(deck.read_text(), pdk, aspect=cfg["aspect"])
     gds = write_gds(chip.top.comp, out / "chip.gds")
     write_lyp(pdk, out / "chip.lyp")
     summary = dict(top=chip.name, **chip.stats, instances_per_cell=chip.counts)

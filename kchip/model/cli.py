@@ -28,21 +28,41 @@ def _add_forward(p):
     p.add_argument("--inputs", required=True, help="inputs .npy of shape (batch, n_in)")
     p.add_argument("-o", "--out", required=True, help="outputs .npy")
     p.add_argument("--reverse", action="store_true", help="integrate the periods backwards (sampling)")
-    p.add_argument("--rtol", type=float, default=None)
-    p.add_argument("--atol", type=float, default=None)
+    p.add_argument("--rtol", type=_tol(1e-12, 1.0), default=None, help="solver relative tolerance, in [1e-12, 1)")
+    p.add_argument("--atol", type=_tol(1e-14, 1.0), default=None, help="solver absolute tolerance, in [1e-14, 1)")
+
+
+def _tol(lo: float, hi: float):
+    """argparse type: a float in [lo, hi)."""
+    def parse(text: str) -> float:
+        import argparse
+        import math
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (math.isfinite(v) and lo <= v < hi):
+            raise argparse.ArgumentTypeError(f"{text!r}: a number in [{lo:g}, {hi:g})")
+        return v
+    return parse
 
 
 def _run_forward(args) -> int:
+    from ..errors import RunError
+    from ..fsio import save_npy
+    from .inputs import load_inputs
     from .io import load_model
     model = load_model(args.model).double()
-    x = np.load(args.inputs)
-    if x.ndim != 2:
-        raise ValueError(f"{args.inputs}: expected a 2-D array (batch, n_in), got shape {x.shape}")
+    x = load_inputs(args.inputs, model, args.reverse)
     over = {k: v for k, v in (("rtol", args.rtol), ("atol", args.atol)) if v is not None}
     with torch.no_grad():
-        y = model(torch.as_tensor(x, dtype=torch.float64), reverse=args.reverse, **over)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, y.numpy())
+        y = model(torch.as_tensor(x, dtype=torch.float64), reverse=args.reverse, **over).numpy()
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise RunError(f"{args.model}: the outputs of {int(bad.any(1).sum())} of {len(y)} sample(s) are not "
+                       f"finite (first: input row {int(np.argwhere(bad)[0][0])}): the circuit diverged; nothing "
+                       f"written to {args.out}")
+    save_npy(args.out, y)
     print(f"wrote {args.out}: shape {tuple(y.shape)}")
     return 0
 

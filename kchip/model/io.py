@@ -83,7 +83,9 @@ def load_model(path: PathLike) -> KirchhoffNet:
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
-        raise ValueError(f"{path}: cannot read as a kchip model file: {exc}") from None
+        what = " ".join(str(exc).split())[:120]
+        raise ValueError(f"{path}: not a kchip model file (torch.load: {type(exc).__name__}"
+                         f"{': ' + what if what else ''})") from None
     return model_from_dict(d, where=str(path))
 
 

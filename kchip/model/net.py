@@ -251,9 +251,14 @@ class KirchhoffNet(nn.Module):
         kw = dict(method=solver["method"], rtol=solver["rtol"], atol=solver["atol"])
         if solver.get("options"):
             kw["options"] = dict(solver["options"])
-        if adjoint:
-            return torchdiffeq.odeint_adjoint(func, y0, t, adjoint_params=tuple(func.parameters()), **kw)
-        return torchdiffeq.odeint(func, y0, t, **kw)
+        try:
+            if adjoint:
+                return torchdiffeq.odeint_adjoint(func, y0, t, adjoint_params=tuple(func.parameters()), **kw)
+            return torchdiffeq.odeint(func, y0, t, **kw)
+        except AssertionError as exc:       # torchdiffeq's "underflow in dt": the state diverged or is too stiff
+            from ..errors import RunError
+            raise RunError(f"ODE solver ({solver['method']}, rtol {solver['rtol']:g}): {exc}: the circuit's state "
+                           f"diverged or is too stiff for the method (inputs or parameters too large?)") from None
 
     def order(self, reverse: bool) -> List[int]:
         idx = list(range(len(self.periods)))

@@ -151,14 +151,67 @@ GENERATORS: Dict[str, Callable[..., np.ndarray]] = {
 }
 
 
+MAX_EDGES = 1_000_000          # the largest edge table a generator is asked for (a 28 x 28 NE layer: ~63k)
+MAX_INT_ARG = 4096
+
+
+def _check_args(name: str, args, where: str) -> dict:
+    """The generator's arguments checked against its signature: known names, required ones present, integers
+    in range, booleans, `repeat` pairs; and the edge count they imply at most MAX_EDGES."""
+    import inspect
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ValueError(f"{where}.args: {args!r}: a mapping of the generator's arguments")
+    params = inspect.signature(GENERATORS[name]).parameters
+    for k, v in args.items():
+        if k not in params:
+            raise ValueError(f"{where}.args.{k}: unknown argument of generator {name!r}; allowed: {', '.join(params)}")
+        ann = str(params[k].annotation)
+        ok = True
+        if ann == "bool":
+            ok = isinstance(v, bool)
+            allowed = "true or false"
+        elif ann == "int":
+            lo = 0 if k in ("extra", "fully_connect_node") else 1
+            ok = isinstance(v, int) and not isinstance(v, bool) and lo <= v <= MAX_INT_ARG
+            allowed = f"an integer in [{lo}, {MAX_INT_ARG}]"
+        else:                                   # Sequence[int]: a (forward, backward) repeat pair
+            ok = isinstance(v, (list, tuple)) and len(v) == 2 and all(
+                isinstance(r, int) and not isinstance(r, bool) and 0 <= r <= 64 for r in v)
+            allowed = "a pair [a, b] of integers in [0, 64]"
+        if not ok:
+            raise ValueError(f"{where}.args.{k}: {v!r}: {allowed}")
+    missing = [k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in args]
+    if missing:
+        raise ValueError(f"{where}.args: missing argument {missing[0]!r} of generator {name!r} (arguments: "
+                         f"{', '.join(params)})")
+    full = {k: (args[k] if k in args else p.default) for k, p in params.items()}
+    rep = full.get("repeat", 1)
+    r = sum(rep) if isinstance(rep, (list, tuple)) else rep
+    if "num_node" in full:
+        n = full["num_node"] + (1 if name == "fc" else 0)
+        est = n * n * r
+    else:
+        c, w, h, k = full["num_channel"], full["width"], full["height"], full["neighbor_size"]
+        m, grid = c * k * k, c * w * h
+        kr = full.get("kernel_repeat", full["repeat"] if name == "_neighbor_index" else 1)
+        extra = full.get("extra", full.get("fully_connect_node", 0))
+        est = (w * h * m * m * kr + grid * r + extra * (grid + 1) * r) * full.get("parallel", 1)
+    if est > MAX_EDGES:
+        raise ValueError(f"{where}.args: {args!r}: about {est:,} edges; at most {MAX_EDGES:,} are supported")
+    return args
+
+
 def generate(name: str, args: dict | None, where: str = "net_struct") -> np.ndarray:
     """Build the edge table of a generator by name; errors name `where`, the generator and the bad args."""
     if name not in GENERATORS:
         raise ValueError(f"{where}: unknown topology generator {name!r}; known: {', '.join(sorted(GENERATORS))}")
+    args = _check_args(name, args, where)
     try:
-        table = GENERATORS[name](**dict(args or {}))
-    except TypeError as exc:
-        raise ValueError(f"{where}: bad arguments {args!r} for generator {name!r}: {exc}") from None
+        table = GENERATORS[name](**args)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"{where}.args: {args!r}: not a valid layer for generator {name!r} ({exc})") from None
     if table.size == 0:
-        raise ValueError(f"{where}: generator {name!r} with args {args!r} produced no edges")
+        raise ValueError(f"{where}.args: {args!r}: generator {name!r} produced no edges with these arguments")
     return table

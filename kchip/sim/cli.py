@@ -38,10 +38,11 @@ def _run(args) -> int:
     from .simulate import compare, simulate
     from .waves import plot_waves, wave_names
 
+    from kchip.model.inputs import check_inputs, read_array
     spec = ChipSpec.load(args.spec)
-    x = np.load(args.inputs)
-    if x.ndim != 2:
-        raise ValueError(f"{args.inputs}: expected a 2-D array (batch, n_in), got shape {x.shape}")
+    first = spec.periods[-1] if args.direction == "reverse" else spec.periods[0]
+    x = check_inputs(read_array(args.inputs), str(args.inputs), first.num_nodes,
+                     what="the last period" if args.direction == "reverse" else "the first period")
     from kchip.netlist import read_header
     head = read_header(Path(args.deck).read_text(), str(args.deck))
     if head.get("level") == "transistor":
