@@ -221,3 +221,9 @@ def describe() -> str:
 
     walk(_top(), "")
     return "\n".join(rows) + "\n"
+
+
+def section(stage: str, cfg: Any = None, file: str = "flow.yaml") -> Dict[str, Any]:
+    """One stage's section checked and completed with defaults, as `load_flow` gives it to the stage (for
+    callers that run a stage function on its own)."""
+    return _sections()[stage].check(cfg, stage, Where(file))

@@ -129,7 +129,7 @@ def test_celltable_roundtrip_and_csv(tmp_path):
 
 def test_characterize_cli_registered_and_validates(capsys):
     from kchip.cli import main
-    assert main(["characterize", "--cell", "nope", "--corner", "tt"]) == 1
+    assert main(["characterize", "--cell", "nope", "--corner", "tt"]) == 2
     assert "unknown cell kind 'nope'" in capsys.readouterr().err
-    assert main(["characterize", "--cell", "tanh_diff", "--corner", "xx"]) == 1
+    assert main(["characterize", "--cell", "tanh_diff", "--corner", "xx"]) == 2
     assert "unknown corner" in capsys.readouterr().err

@@ -139,6 +139,7 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
     structural L2 reported beside it; `simulate.l2_code_surfaces: false` leaves them out."""
     import json
     from kchip.flow import FlowContext, _l2_transistor
+    from kchip.flowschema import section
     from kchip.sim.simulate import compare
     spec, rep, tri = _chip()
     rep["instantiated"] = sum(1 for e in rep["edges"] if e["code"])
@@ -155,7 +156,7 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
             torch.tensor(x), **tight).numpy()
     cmp = lambda a, b: {k: v for k, v in compare(a, b).items() if k != "per_output"}
     info = {"wall_s": [1.0], "cpu_s": [1.0]}
-    res = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {})
+    res = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, section("simulate"))
     assert res["vs_L2"]["rms_pct_fs"] < 1e-6 and res["vs_L2_structural"]["rms_pct_fs"] > 1e-3
     assert "tanh_lin" in res["L2_code_surfaces"] and res["L2_load_switch"]["r_on_ohm"] == [400.0, 400.0]
     off = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {"l2_code_surfaces": False,

@@ -88,6 +88,7 @@ def test_chip_with_a_cut_enable_line_is_caught(chip, tmp_path):
 def test_flow_stages_layout_drc_lvs(chip, tmp_path):
     """The flow's layout / drc / lvs stages on the netlist stage's deck (a FlowContext as kchip.flow builds it)."""
     from kchip.flow import FlowContext, _resolve
+    from kchip.flowschema import section
     d, deck, _, _ = chip
     root = tmp_path / "flowchip"
     (root / "03-netlist").mkdir(parents=True)
@@ -95,8 +96,8 @@ def test_flow_stages_layout_drc_lvs(chip, tmp_path):
     ctx = FlowContext("flowchip", root, tmp_path, {"netlist": {"netlist": "03-netlist/chip.spice",
                                                               "level": "transistor"}})
     for i, stage in enumerate(("layout", "drc", "lvs"), start=4):
-        ctx.results[stage] = _resolve(stage)({}, ctx, ctx.stage_dir(i, stage))
+        ctx.results[stage] = _resolve(stage)(section(stage), ctx, ctx.stage_dir(i, stage))
     assert ctx.results["layout"]["instances"] == 19
     assert ctx.results["drc"]["clean"] and ctx.results["lvs"]["match"], ctx.results
-    with pytest.raises(ValueError, match="unknown key"):
-        _resolve("layout")({"bogus": 1}, ctx, ctx.stage_dir(9, "x"))
+    with pytest.raises(ValueError, match="layout.bogus: unknown key; allowed: aspect"):
+        section("layout", {"bogus": 1})

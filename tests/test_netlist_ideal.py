@@ -168,4 +168,4 @@ def test_cli_netlist_and_simulate(tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((2, 7)))
     r = run("simulate", tmp_path / "chip.spice", "--spec", tmp_path / "chip.json", "--inputs", tmp_path / "bad.npy",
             "-o", tmp_path / "sim2")
-    assert r.returncode == 1 and "inputs: 7 values per sample" in r.stderr
+    assert r.returncode == 2 and "bad.npy: shape: (2, 7): at most 2 values per sample (the first period has 2 nodes)" in r.stderr, r.stderr

@@ -15,7 +15,7 @@ def test_train_writes_checkpoint_metrics_model_and_resumes(tmp_path, capsys):
     for f in ("checkpoint.pt", "metrics.json", "model.pt"):
         assert (out / f).exists()
     # a second run into the same directory is refused unless resumed
-    assert main(["train", "--task", "diabetes", "--epochs", "2", "-o", str(out), "--no-progress"]) == 1
+    assert main(["train", "--task", "diabetes", "--epochs", "2", "-o", str(out), "--no-progress"]) == 2
     assert "resume" in capsys.readouterr().err
     assert main(["train", "--task", "diabetes", "--epochs", "2", "-o", str(out), "--no-progress", "--resume"]) == 0
     m = json.loads((out / "metrics.json").read_text())
@@ -27,7 +27,7 @@ def test_train_writes_checkpoint_metrics_model_and_resumes(tmp_path, capsys):
 
 
 def test_unknown_task_is_a_clean_error(capsys):
-    assert main(["train", "--task", "mnist", "--epochs", "1"]) == 1
+    assert main(["train", "--task", "mnist", "--epochs", "1"]) == 2
     assert "unknown" in capsys.readouterr().err
 
 
@@ -48,7 +48,7 @@ def test_train_flow_and_sample(tmp_path):
 def test_sample_refuses_a_non_flow_model(tmp_path, capsys):
     out = tmp_path / "r"
     assert main(["train", "--task", "diabetes", "--epochs", "1", "-o", str(out), "--no-progress"]) == 0
-    assert main(["sample", str(out / "model.pt"), "-o", str(tmp_path / "x.png")]) == 1
+    assert main(["sample", str(out / "model.pt"), "-o", str(tmp_path / "x.png")]) == 2
     assert "2-D flow" in capsys.readouterr().err
 
 
@@ -76,5 +76,5 @@ def test_init_fine_tunes_from_a_trained_model(tmp_path, capsys):
     assert mb["train_loss"][0] < ma["train_loss"][0] and mb["clip"] == 1.0
     # a model of another structure is refused
     assert main(["train", "--task", "friedman", "--epochs", "1", "-o", str(tmp_path / "c"), "--no-progress",
-                 "--init", str(a / "model.pt")]) == 1
+                 "--init", str(a / "model.pt")]) == 2
     assert "structure differs" in capsys.readouterr().err

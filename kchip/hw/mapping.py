@@ -73,8 +73,11 @@ class Scaling:
             if k != "v_cm" and v <= 0:
                 raise ValueError(f"{where}.{k}: must be > 0, got {v!r}")
         if not isinstance(d["period_s"], list) or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in d["period_s"]):
+                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+                for x in d["period_s"]):
             raise ValueError(f"{where}.period_s: expected a list of positive numbers, got {d['period_s']!r}")
+        if not isinstance(d.get("report", {}), Mapping):
+            raise ValueError(f"{where}.report: expected an object, got {type(d['report']).__name__}")
         tau = d["c_f"] * d["v_u"] / d["i_u"]
         if abs(tau - d["tau_s"]) > 1e-6 * tau:
             raise ValueError(f"{where}.tau_s: {d['tau_s']!r} != c_f * v_u / i_u = {tau!r}")

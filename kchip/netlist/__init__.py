@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Dict
 
+from kchip.fsio import write_text
 from kchip.quantize.chipspec import ChipSpec
 
 from .ideal import core_ports, ideal_netlist
@@ -88,7 +89,8 @@ def write_netlist(spec_path, out_path, level: str = "ideal", corner: str = "tt",
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rep: Dict = {} if report is None else report
-    out.write_text(build_netlist(spec, level, corner, report=rep, control=control))
-    if level == "transistor":
-        (out.parent / (out.name + ".cells.json")).write_text(json.dumps(rep, indent=1))
+    text = build_netlist(spec, level, corner, report=rep, control=control)
+    if level == "transistor":                  # the deck last: where it exists, its cells.json does too
+        write_text(out.parent / (out.name + ".cells.json"), json.dumps(rep, indent=1))
+    write_text(out, text)
     return out

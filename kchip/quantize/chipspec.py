@@ -106,9 +106,11 @@ class ChipSpec:
     @classmethod
     def from_json(cls, text: str, where: str = "chipspec") -> "ChipSpec":
         try:
-            d = json.loads(text)
+            d = json.loads(text, object_pairs_hook=_no_repeated_keys)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{where}: not valid JSON: {exc}") from None
+        except _RepeatedKey as exc:
+            raise ValueError(f"{where}: key {exc.args[0]!r} is given twice in one object") from None
         return _parse(d, where)
 
     @classmethod
@@ -116,7 +118,13 @@ class ChipSpec:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: ChipSpec file not found")
-        return cls.from_json(path.read_text(), str(path))
+        if not path.is_file():
+            raise ValueError(f"{path}: not a file (a folder?)")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{path}: not a ChipSpec (not UTF-8 text, byte {exc.start})") from None
+        return cls.from_json(text, str(path))
 
     def validate(self, where: str = "chipspec") -> None:
         """Raise ValueError naming the field if this spec is inconsistent."""
@@ -135,6 +143,36 @@ class ChipSpec:
 
 
 # ---- parsing and validation --------------------------------------------------------------------------------
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeated_keys(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _RepeatedKey(k)
+        out[k] = v
+    return out
+
+
+def _check_solver(solver: Mapping, where: str) -> None:
+    """The software solver settings the L1 model runs with (torchdiffeq)."""
+    from torchdiffeq._impl.odeint import SOLVERS
+    m = solver.get("method")
+    if m is not None and (not isinstance(m, str) or m not in SOLVERS or m == "scipy_solver"):
+        raise ValueError(f"{where}.method: {m!r} unknown; known: "
+                         f"{', '.join(k for k in SOLVERS if k != 'scipy_solver')}")
+    for k in ("rtol", "atol"):
+        if k in solver and (_num(solver[k], f"{where}.{k}") <= 0 or solver[k] >= 1):
+            raise ValueError(f"{where}.{k}: {solver[k]!r}: a tolerance in (0, 1)")
+    opts = solver.get("options")
+    if opts is not None:
+        _obj(opts, f"{where}.options", (), ("step_size",))
+        if "step_size" in opts and _num(opts["step_size"], f"{where}.options.step_size") <= 0:
+            raise ValueError(f"{where}.options.step_size: {opts['step_size']!r}: must be > 0")
+
+
 def _obj(d, where, required, optional=()):
     if not isinstance(d, Mapping):
         raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
@@ -209,7 +247,7 @@ def _parse(d, where: str) -> ChipSpec:
         if idx in seen:
             raise ValueError(f"{nw}.index: node {idx} listed twice")
         seen.add(idx)
-        if n["role"] not in ROLES:
+        if not isinstance(n["role"], str) or n["role"] not in ROLES:
             raise ValueError(f"{nw}.role: {n['role']!r} unknown; known: {', '.join(ROLES)}")
         cap = _num(n["cap_f"], f"{nw}.cap_f")
         if cap <= 0:
@@ -234,7 +272,7 @@ def _parse(d, where: str) -> ChipSpec:
             raise ValueError(f"{pw}.start: period starts at {start!r} but periods[{k - 1}] runs until "
                              f"{prev_end!r} (periods overlap)")
         prev_end = start + length
-        if p["law"] not in LAWS or LAWS[p["law"]].name != p["law"] or p["law"] not in LAW_TO_CELL:
+        if not isinstance(p["law"], str) or p["law"] not in LAWS or LAWS[p["law"]].name != p["law"] or p["law"] not in LAW_TO_CELL:
             raise ValueError(f"{pw}.law: unknown law {p['law']!r}")
         nn_ = _int(p["num_nodes"], f"{pw}.num_nodes", lo=1, hi=len(nodes))
         for j, e in enumerate(_list(p["edges"], f"{pw}.edges")):
@@ -263,7 +301,7 @@ def _parse(d, where: str) -> ChipSpec:
                 raise ValueError(f"{ew}.{end}: node {v} does not exist in periods[{k}] (nodes 0..{per.num_nodes}, "
                                  f"0 = ground)")
         cell = e["cell"]
-        if cell not in CELL_KINDS:
+        if not isinstance(cell, str) or cell not in CELL_KINDS:
             raise ValueError(f"{ew}.cell: unknown cell kind {cell!r}; known: {', '.join(CELL_KINDS)}")
         if LAW_TO_CELL[per.law] != cell:
             raise ValueError(f"{ew}.cell: {cell!r} does not realize periods[{k}].law {per.law!r} "
@@ -307,6 +345,7 @@ def _parse(d, where: str) -> ChipSpec:
         if pr and pr[1] > periods[-1].num_nodes:
             raise ValueError(f"{where}.projector: {projector!r} reads more nodes than the last period has")
     solver = _obj(d.get("solver", {}) or {}, f"{where}.solver", (), ("method", "rtol", "atol", "options"))
+    _check_solver(solver, f"{where}.solver")
     prov = d.get("provenance", {}) or {}
     if not isinstance(prov, Mapping):
         raise ValueError(f"{where}.provenance: expected an object")

@@ -47,7 +47,7 @@ class CodeTable:
         return (-m, m) if self.signed else (0, m)
 
     def validate(self, where: str) -> None:
-        if self.kind not in PARAM_KINDS:
+        if not isinstance(self.kind, str) or self.kind not in PARAM_KINDS:
             raise ValueError(f"{where}.kind: unknown parameter kind {self.kind!r}; known: {', '.join(PARAM_KINDS)}")
         if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 24:
             raise ValueError(f"{where}.bits: expected an integer 1..24, got {self.bits!r}")
