@@ -392,7 +392,7 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, 
         try:
             result = fn(section, ctx, out)
         except BaseException as exc:
-            _failed(ctx, stages[i - 1:], i, stage, key, exc, time.perf_counter() - t0, flow_file)
+            _failed(ctx, i, stage, key, exc, time.perf_counter() - t0, flow_file)
             raise
         dt = time.perf_counter() - t0
         ctx.results[stage] = result
@@ -403,16 +403,15 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, 
     return ctx.results
 
 
-def _failed(ctx: FlowContext, rest, index: int, stage: str, key: str, exc: BaseException, dt: float,
+def _failed(ctx: FlowContext, index: int, stage: str, key: str, exc: BaseException, dt: float,
             flow_file: Path) -> None:
-    """A stage failed: its stage.json and build/<name>/flow.json say so, and the report of an earlier run
-    (which would read as this run's) is removed."""
+    """A stage failed: its stage.json and build/<name>/flow.json say so, and any report.json under the build
+    folder (an earlier run's, which would read as this run's) is removed."""
     msg = " ".join(str(exc).split()) or type(exc).__name__
     write_json(ctx.stage_dir(index, stage) / "stage.json",
                {"key": key, "ok": False, "seconds": round(dt, 3), "error": msg})
-    for j, later in enumerate(rest):
-        if later == "report":
-            (ctx.root / f"{index + j:02d}-report" / "report.json").unlink(missing_ok=True)
+    for old in ctx.root.glob("*-report/report.json"):
+        old.unlink()
     write_json(ctx.root / "flow.json", {"flow": str(flow_file), "status": "failed", "failed_stage": stage,
                                         "error": msg})
 

@@ -158,6 +158,9 @@ def validate_flow(cfg: Any, where: Where) -> Dict[str, Any]:
 
 def _cross_checks(cfg: Dict[str, Any], where: Where) -> None:
     stages = cfg["stages"]
+    if "report" in stages and stages[-1] != "report":
+        i = stages.index("report")
+        raise where.error(f"stages[{i}]", "report", "must be the last stage (it collects every stage's results)")
     for i, s in enumerate(stages):
         for need in NEEDS.get(s, ()):
             if need not in stages[:i]:

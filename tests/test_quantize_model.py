@@ -185,8 +185,10 @@ def test_cli_quantize(tmp_path):
     assert s.provenance["bits"] == {"gm": 5, "bias": 4} and len(s.provenance["source_model_sha256"]) == 64
     assert [n.role for n in s.nodes] == ["input", "input", "output"]
     assert s.periods[0].reset == [3] and s.periods[1].reset == []
-    assert main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
-                 str(tmp_path / "x.npy"), "--bits-gm", "0"]) == 2
+    with pytest.raises(SystemExit) as bad:           # argparse: --bits-gm out of [1, 16]
+        main(["quantize", str(tmp_path / "m.pt"), "-o", str(out), "--task", "none", "--calib",
+              str(tmp_path / "x.npy"), "--bits-gm", "0"])
+    assert bad.value.code == 2
     # the node-speed rule: enforced by default (tau at least 5 tanh_lin lags per node), --node-speed warn keeps
     # the target's tau; the two runs differ only there
     tau = {}

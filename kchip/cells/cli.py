@@ -4,14 +4,16 @@ from __future__ import annotations
 import json
 import time
 
+from kchip.cliargs import int_in
+
 
 def _add(p):
     p.add_argument("--cell", required=True, help="cell kind(s), comma separated (tanh_diff)")
     p.add_argument("--corner", default="tt", help="corners, comma separated (tt,ss,ff,sf,fs)")
-    p.add_argument("--mc", type=int, default=8, help="mismatch Monte Carlo copies per code (0: skip)")
+    p.add_argument("--mc", type=int_in(0, 1000), default=8, help="mismatch Monte Carlo copies per code (0: skip)")
     p.add_argument("--out", default=None, help="output folder (default characterization/<cell>/)")
     p.add_argument("--reanalyze", action="store_true", help="recompute fits/plots from saved tables, no SPICE")
-    p.add_argument("--jobs", type=int, default=2, help="ngspice processes side by side (default 2)")
+    p.add_argument("--jobs", type=int_in(1, 1024), default=2, help="ngspice processes side by side (default 2)")
     p.add_argument("--pdk", default="sky130")
 
 

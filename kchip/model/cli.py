@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..cliargs import float_in
 
 
 def _add_import(p):
@@ -28,23 +29,9 @@ def _add_forward(p):
     p.add_argument("--inputs", required=True, help="inputs .npy of shape (batch, n_in)")
     p.add_argument("-o", "--out", required=True, help="outputs .npy")
     p.add_argument("--reverse", action="store_true", help="integrate the periods backwards (sampling)")
-    p.add_argument("--rtol", type=_tol(1e-12, 1.0), default=None, help="solver relative tolerance, in [1e-12, 1)")
-    p.add_argument("--atol", type=_tol(1e-14, 1.0), default=None, help="solver absolute tolerance, in [1e-14, 1)")
+    p.add_argument("--rtol", type=float_in(1e-12, 1.0, hi_open=True), default=None, help="solver relative tolerance, in [1e-12, 1)")
+    p.add_argument("--atol", type=float_in(1e-14, 1.0, hi_open=True), default=None, help="solver absolute tolerance, in [1e-14, 1)")
 
-
-def _tol(lo: float, hi: float):
-    """argparse type: a float in [lo, hi)."""
-    def parse(text: str) -> float:
-        import argparse
-        import math
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not (math.isfinite(v) and lo <= v < hi):
-            raise argparse.ArgumentTypeError(f"{text!r}: a number in [{lo:g}, {hi:g})")
-        return v
-    return parse
 
 
 def _run_forward(args) -> int:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Union
 
 import torch
-import yaml
 
 from .laws import official_law_name
 from .net import KirchhoffNet, Period
@@ -114,10 +113,8 @@ def import_official(model_path: PathLike, config_path: PathLike) -> KirchhoffNet
     for p in (model_path, config_path):
         if not p.exists():
             raise FileNotFoundError(f"{p}: file not found")
-    try:
-        cfg = yaml.safe_load(config_path.read_text())
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{config_path}: not valid YAML: {exc}") from None
+    from ..schema import load_yaml
+    cfg = load_yaml(config_path)              # syntax errors with line and column, repeated keys refused
     cw = str(config_path)
     model_cfg = _cfg_get(cfg, "network.model", cw)
     law = official_law_name(_need(model_cfg, "name", f"{cw}: network.model"), model_cfg.get("args"),
@@ -138,7 +135,9 @@ def import_official(model_path: PathLike, config_path: PathLike) -> KirchhoffNet
     try:
         state = torch.load(model_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
-        raise ValueError(f"{model_path}: cannot read as a torch state dict: {exc}") from None
+        what = " ".join(str(exc).split())[:120]
+        raise ValueError(f"{model_path}: cannot read as a torch state dict (torch.load: {type(exc).__name__}"
+                         f"{': ' + what if what else ''})") from None
     if not isinstance(state, dict):
         raise ValueError(f"{model_path}: expected a state dict, got {type(state).__name__}")
     periods: List[Period] = []

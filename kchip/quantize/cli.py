@@ -9,25 +9,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kchip.cliargs import float_in, int_in
+
 
 def _add(p):
     p.add_argument("model", help="kchip model file (kchip import-official / kchip train)")
     p.add_argument("-o", "--out", required=True, help="ChipSpec JSON to write")
-    p.add_argument("--bits-gm", type=int, default=6, help="transconductance/slope code width (+ sign), default 6")
-    p.add_argument("--bits-bias", type=int, default=6, help="bias/offset code width (+ sign), default 6")
+    p.add_argument("--bits-gm", type=int_in(1, 16), default=6, help="transconductance/slope code width (+ sign), default 6")
+    p.add_argument("--bits-bias", type=int_in(1, 16), default=6, help="bias/offset code width (+ sign), default 6")
     p.add_argument("--strict", action="store_true", help="refuse values outside the realizable range (no clip)")
     p.add_argument("--ideal-cells", action="store_true",
                    help="ignore the cells' limits (table full scale = the model's range): isolates the code width")
-    p.add_argument("--finetune", type=int, default=0, metavar="EPOCHS",
+    p.add_argument("--finetune", type=int_in(0), default=0, metavar="EPOCHS",
                    help="quantization-aware fine-tuning (straight-through estimator) for EPOCHS epochs")
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate")
+    p.add_argument("--lr", type=float_in(0, lo_open=True), default=1e-3, help="fine-tuning learning rate")
     p.add_argument("--mismatch-aware", action="store_true",
                    help="fine-tune on a fresh mismatch draw (--sigma-gm, --sigma-offset) every step")
     p.add_argument("--task", default="auto", help="twomoon | regression:<dataset> | auto (from the model) | none")
     p.add_argument("--calib", default=None, help="calibration inputs .npy (forward direction) when --task none")
-    p.add_argument("--mc", type=int, default=0, metavar="DRAWS", help="Monte Carlo mismatch draws (>= 50 advised)")
-    p.add_argument("--sigma-gm", type=float, default=0.02, help="relative sigma of each transconductance")
-    p.add_argument("--sigma-offset", type=float, default=0.01, help="offset current sigma, fraction of I_u")
+    p.add_argument("--mc", type=int_in(0, 100000), default=0, metavar="DRAWS", help="Monte Carlo mismatch draws (>= 50 advised)")
+    p.add_argument("--sigma-gm", type=float_in(0), default=0.02, help="relative sigma of each transconductance")
+    p.add_argument("--sigma-offset", type=float_in(0), default=0.01, help="offset current sigma, fraction of I_u")
     p.add_argument("--target", default="latency=1e-6",
                    help="latency=<s> | power=<W> | area=<um^2 per node capacitor>, default latency=1e-6")
     p.add_argument("--node-speed", choices=("enforce", "warn"), default="enforce",

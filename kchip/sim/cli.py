@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kchip.cliargs import float_in, int_in
+
 
 def _add(p):
     p.add_argument("deck", help="chip netlist from `kchip netlist`")
@@ -16,9 +18,9 @@ def _add(p):
     p.add_argument("--corner", default=None, help="process corner (transistor level; the ideal level has none)")
     p.add_argument("--model", default=None, help="float model (L0) to compare against, kchip model file")
     p.add_argument("-o", "--out", required=True, help="output folder")
-    p.add_argument("--jobs", type=int, default=None, help="parallel ngspice processes (default: CPU count)")
-    p.add_argument("--chunk", type=int, default=16, help="inputs per ngspice run")
-    p.add_argument("--timeout-per-input", type=float, default=None, metavar="S",
+    p.add_argument("--jobs", type=int_in(1, 1024), default=None, help="parallel ngspice processes (default: CPU count)")
+    p.add_argument("--chunk", type=int_in(1), default=16, help="inputs per ngspice run")
+    p.add_argument("--timeout-per-input", type=float_in(0, lo_open=True), default=None, metavar="S",
                    help="wall seconds allowed per inference (default: 3600 at transistor level)")
     p.add_argument("--no-merge", action="store_true",
                    help="simulate every edge cell as its own instance (default: identical parallel cells of a "
@@ -26,7 +28,7 @@ def _add(p):
     p.add_argument("--no-op-init", action="store_true",
                    help="let ngspice search a transistor deck's operating point from scratch (default: Newton "
                         "starts from the state of the chip without cells and of lone cells, kchip.sim.opinit)")
-    p.add_argument("--waves", type=int, default=0, metavar="N",
+    p.add_argument("--waves", type=int_in(0), default=0, metavar="N",
                    help="also plot the waveforms of the first N inferences (node voltages, enables)")
 
 

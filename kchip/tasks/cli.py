@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from kchip.cliargs import float_in, int_in
+
 from .toy2d import POTENTIALS, TOY
 
 REGRESSION = ("friedman", "diabetes")
@@ -40,28 +42,32 @@ def family(task: str) -> str:
 def _add_train(p):
     p.add_argument("--task", required=True, help="one of: " + ", ".join(TASKS))
     p.add_argument("--size", default="small", help="regression model size: small | medium | large")
-    p.add_argument("--seed", type=int, default=0, help="training seed (init, batch order, sampling)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--batch", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--iters", type=int, default=None, help="iterations per epoch (generation / density)")
-    p.add_argument("--periods", type=int, default=None, help="number of FC periods D (generation / density)")
-    p.add_argument("--t-len", type=float, default=None, help="period length T (generation / density)")
-    p.add_argument("--repeat", type=int, default=None, help="FC repeat r (generation / density)")
-    p.add_argument("--layers", type=int, default=2, help="digits: number of Proj periods")
-    p.add_argument("--extra", type=int, default=20, help="digits: extra (fully joined) nodes per Proj layer")
-    p.add_argument("--kernel", type=int, default=3, help="digits: NE/Proj kernel size")
-    p.add_argument("--tol", type=float, default=None, help="training ODE solver rtol = atol (default per task)")
+    p.add_argument("--seed", type=int_in(0, 2 ** 32 - 1), default=0,
+                   help="training seed (init, batch order, sampling)")
+    p.add_argument("--epochs", type=int_in(1), default=None)
+    p.add_argument("--batch", type=int_in(1), default=None)
+    p.add_argument("--lr", type=float_in(0, lo_open=True), default=None)
+    p.add_argument("--iters", type=int_in(1), default=None, help="iterations per epoch (generation / density)")
+    p.add_argument("--periods", type=int_in(1), default=None, help="number of FC periods D (generation / density)")
+    p.add_argument("--t-len", type=float_in(0, lo_open=True), default=None,
+                   help="period length T (generation / density)")
+    p.add_argument("--repeat", type=int_in(1), default=None, help="FC repeat r (generation / density)")
+    p.add_argument("--layers", type=int_in(1), default=2, help="digits: number of Proj periods")
+    p.add_argument("--extra", type=int_in(0), default=20, help="digits: extra (fully joined) nodes per Proj layer")
+    p.add_argument("--kernel", type=int_in(1), default=3, help="digits: NE/Proj kernel size")
+    p.add_argument("--tol", type=float_in(0, 1, lo_open=True, hi_open=True), default=None,
+                   help="training ODE solver rtol = atol (default per task)")
     p.add_argument("--init", default=None, help="start from this trained model (model.pt / checkpoint.pt) "
                    "of the same structure: fine-tuning")
-    p.add_argument("--anneal", type=int, default=None,
+    p.add_argument("--anneal", type=int_in(0), default=None,
                    help="density: epochs of potential annealing (0 = off; default 12)")
-    p.add_argument("--clip", type=float, default=None, help="clip the gradient norm to this value")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate the test metric every N epochs")
+    p.add_argument("--clip", type=float_in(0, lo_open=True), default=None,
+                   help="clip the gradient norm to this value")
+    p.add_argument("--eval-every", type=int_in(0), default=0, help="evaluate the test metric every N epochs")
     p.add_argument("-o", "--out", default=None, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1: shared machine)")
+    p.add_argument("--threads", type=int_in(1, 1024), default=1, help="torch threads (default 1: shared machine)")
 
 
 def _init_from(model, path):
@@ -143,12 +149,12 @@ def _run_train(args) -> int:
 
 def _add_sample(p):
     p.add_argument("model", help="kchip model file (model.pt) or training checkpoint (checkpoint.pt)")
-    p.add_argument("-n", "--num", type=int, default=20000, help="number of samples")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num", type=int_in(1, 10 ** 7), default=20000, help="number of samples")
+    p.add_argument("--seed", type=int_in(0, 2 ** 32 - 1), default=0)
     p.add_argument("-o", "--out", default="samples.png", help="plot to write (PNG)")
     p.add_argument("--npy", default=None, help="also save the samples as .npy")
     p.add_argument("--data", default=None, help="toy data set to plot next to the samples")
-    p.add_argument("--lim", type=float, default=None, help="plot half-width")
+    p.add_argument("--lim", type=float_in(0, lo_open=True), default=None, help="plot half-width")
 
 
 def _load_any(path):
@@ -158,7 +164,10 @@ def _load_any(path):
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: not found")
-    head = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        head = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: named, with torch's reason
+        raise ValueError(f"{p}: not a kchip model or checkpoint file (torch.load: {type(exc).__name__})") from None
     if isinstance(head, dict) and head.get("format") == CKPT_FORMAT:
         return model_from_checkpoint(p)
     return load_model(p)
