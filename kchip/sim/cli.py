@@ -1,13 +1,11 @@
 """`kchip simulate chip.spice --spec chip.json --inputs X.npy [--direction forward|reverse] -o OUT`."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from kchip.cliargs import float_in, int_in
+from kchip.fsio import save_npy, write_json
 
 
 def _add(p):
@@ -62,7 +60,7 @@ def _run(args) -> int:
                        waves=waves, timeout_per_input=args.timeout_per_input, merge=not args.no_merge,
                        op_init=not args.no_op_init)
     wall = time.perf_counter() - t0
-    np.save(out / f"outputs_{args.direction}.npy", y)
+    save_npy(out / f"outputs_{args.direction}.npy", y)
     rev = args.direction == "reverse"
     tight = dict(rtol=1e-9, atol=1e-11)
     result = {"deck": str(args.deck), "spec": str(args.spec), "direction": args.direction, "inputs": len(x),
@@ -74,7 +72,7 @@ def _run(args) -> int:
         if args.model:
             l0 = load_model(args.model).double()(torch.tensor(x, dtype=torch.float64), reverse=rev, **tight).numpy()
             result["compare"]["L0"] = compare(y, l0)
-    (out / f"compare_{args.direction}.json").write_text(json.dumps(result, indent=2))
+    write_json(out / f"compare_{args.direction}.json", result)
     for lvl, c in result["compare"].items():
         print(f"vs {lvl}: RMS {c['rms_pct_fs']:.3f} % FS, max {c['max_pct_fs']:.3f} % FS "
               f"(full scale {c['full_scale']:.3g} SW)")
