@@ -60,3 +60,43 @@ def test_flow_errors(tmp_path):
     with pytest.raises(ValueError, match=r"model.periods\[0\].topology: missing required key"):
         run_flow(f, tmp_path / "b")
     assert not (tmp_path / "b").exists()                 # nothing was run
+
+
+def _figures(obj):
+    """A report without its timings (wall and CPU seconds differ run to run)."""
+    if isinstance(obj, dict):
+        return {k: _figures(v) for k, v in obj.items()
+                if not any(t in k for t in ("seconds", "wall", "_s_", "cpu", "speed")) and not k.endswith("_s")}
+    if isinstance(obj, list):
+        return [_figures(v) for v in obj]
+    return obj
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
+def test_flow_killed_mid_stage_resumes_with_the_same_figures(tmp_path):
+    """SIGKILL while the simulate stage runs, then the same command again: the stages before it come from the
+    cache (their stage.json was complete), simulate re-runs, and report.json equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    f = tmp_path / "flow.yaml"
+    f.write_text(yaml.safe_dump(FLOW))
+    cmd = [sys.executable, "-m", "kchip.cli", "flow", str(f), "--build"]
+    ref = subprocess.run(cmd + [str(tmp_path / "ref")], capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr
+    p = subprocess.Popen(cmd + [str(tmp_path / "b")], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    for line in p.stdout:
+        if "05 simulate: running" in line:
+            os.killpg(p.pid, signal.SIGKILL)
+            break
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+    status = json.loads((tmp_path / "b" / "tiny" / "flow.json").read_text())
+    assert status["status"] == "running"                       # killed: it never said complete
+    assert not (tmp_path / "b" / "tiny" / "05-simulate" / "stage.json").exists()
+    again = subprocess.run(cmd + [str(tmp_path / "b")], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("cached") == 4 and "05 simulate: running" in again.stdout
+    read = lambda d: json.loads((d / "tiny" / "06-report" / "report.json").read_text())
+    assert _figures(read(tmp_path / "b")) == _figures(read(tmp_path / "ref"))
