@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 
-from .errors import EXIT_RUN, EXIT_USAGE, KchipError
+from .errors import EXIT_RUN, EXIT_USAGE, KchipError, one_line
 
 # stage modules that may contribute commands, in the order `kchip --help` lists them
 COMMAND_MODULES = [
@@ -65,7 +65,7 @@ def exit_code(exc: BaseException) -> int:
 def describe(exc: BaseException) -> str:
     """One line for an error: its message, or, for an error no validation layer raised, its type and message
     marked internal."""
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = one_line(exc)
     if isinstance(exc, (KchipError, ValueError, OSError)):
         return msg
     return f"internal error ({type(exc).__name__}: {msg}); run with --debug for the traceback"

@@ -15,6 +15,11 @@ EXIT_USAGE = 2
 EXIT_RUN = 1
 
 
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line (whitespace runs joined), or its type where it has none."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def show(value: Any, limit: int = 60) -> str:
     """A value as an error message shows it: repr, cut to `limit` characters."""
     text = repr(value)

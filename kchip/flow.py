@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional
 import numpy as np
 import yaml
 
-from .errors import RunError, UsageError
+from .errors import RunError, UsageError, one_line
 from .fsio import write_json
 
 
@@ -407,7 +407,7 @@ def _failed(ctx: FlowContext, index: int, stage: str, key: str, exc: BaseExcepti
             flow_file: Path) -> None:
     """A stage failed: its stage.json and build/<name>/flow.json say so, and any report.json under the build
     folder (an earlier run's, which would read as this run's) is removed."""
-    msg = " ".join(str(exc).split()) or type(exc).__name__
+    msg = one_line(exc)
     write_json(ctx.stage_dir(index, stage) / "stage.json",
                {"key": key, "ok": False, "seconds": round(dt, 3), "error": msg})
     for old in ctx.root.glob("*-report/report.json"):

@@ -6,6 +6,7 @@ of order are refused before any stage runs, as ``flow.yaml: quantize.bits_gm: 40
 docs/flow.md lists the keys (generated from this schema by `describe()`, checked by a test)."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -13,8 +14,7 @@ from .errors import NO_VALUE
 from .schema import (FILL, OMIT, REQUIRED, AnyValue, Bool, Choice, Field, File, Float, Int, List as ListOf,
                      Map, Nullable, Str, Switch, Where, load_yaml)
 
-# the stages `kchip flow` knows, in flow order, and the stages each needs earlier in the list
-STAGE_ORDER = ["model", "forward", "quantize", "netlist", "simulate", "layout", "drc", "lvs", "report"]
+# the stages each stage needs earlier in the list (the stages, in flow order, are the keys of `_sections()`)
 NEEDS = {"forward": ["model"], "quantize": ["model"], "netlist": ["quantize"], "simulate": ["netlist"],
          "layout": ["netlist"], "drc": ["layout"], "lvs": ["layout"]}
 CORNERS = ["tt", "ss", "ff", "sf", "fs"]           # the corners of characterization/ (every cell kind)
@@ -27,11 +27,6 @@ MAX_BITS = 16                                      # a code table holds 2^bits e
 def _laws() -> List[str]:
     from .model.laws import LAWS
     return list(LAWS)
-
-
-def _solvers() -> List[str]:
-    from torchdiffeq._impl.odeint import SOLVERS
-    return [m for m in SOLVERS if m != "scipy_solver"]     # scipy_solver needs options kchip does not pass
 
 
 def _topologies() -> List[str]:
@@ -48,7 +43,8 @@ def _limit_fields() -> Dict[str, Field]:
 
 
 def _solver() -> Map:
-    return Map({"method": Choice(_solvers(), default=OMIT, doc="torchdiffeq method"),
+    from .model.net import solver_methods
+    return Map({"method": Choice(solver_methods(), default=OMIT, doc="torchdiffeq method"),
                 "rtol": Float(1e-12, 1.0, hi_open=True, default=OMIT),
                 "atol": Float(1e-14, 1.0, default=OMIT),
                 "options": Map({"step_size": Float(0.0, 10.0, lo_open=True, default=OMIT,
@@ -95,13 +91,10 @@ def _cell_aware() -> Map:
                 "dynamic_lr": Float(0.0, 10.0, lo_open=True, default=OMIT)}, nullable=False, default=OMIT)
 
 
-SECTIONS: Dict[str, Field] = {}
-
-
+@lru_cache(maxsize=None)
 def _sections() -> Dict[str, Field]:
-    if SECTIONS:
-        return SECTIONS
-    SECTIONS.update({
+    """One section per stage `kchip flow` knows (kchip.flow.STAGES), in flow order."""
+    return {
         "model": _model(),
         "forward": Map({"num_inputs": Int(1, 1000000, default=64), "seed": SEED,
                         "scale": Float(0.0, 1e6, lo_open=True, default=1.0, doc="input std deviation"),
@@ -131,16 +124,15 @@ def _sections() -> Dict[str, Field]:
         "drc": Map({}, default=FILL),
         "lvs": Map({}, default=FILL),
         "report": Map({}, default=FILL),
-    })
-    return SECTIONS
+    }
 
 
 def _top() -> Map:
     return Map({"name": Str(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, '_', '.', '-' (it names "
                             "the build folder)", default=REQUIRED),
                 "description": Str(default=OMIT),
-                "stages": ListOf(Choice(STAGE_ORDER), min_len=1, unique=True, default=REQUIRED),
-                **{k: v for k, v in _sections().items()}}, nullable=False)
+                "stages": ListOf(Choice(list(_sections())), min_len=1, unique=True, default=REQUIRED),
+                **_sections()}, nullable=False)
 
 
 def validate_flow(cfg: Any, where: Where) -> Dict[str, Any]:

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import yaml
 
@@ -266,23 +266,6 @@ class Switch(Field):
         rest = {k: v for k, v in value.items() if k != self.key}
         inner = Map(m.fields, extra=m.extra, key_what=f" for {self.key} {sel!r}").check(rest, path, where)
         return {self.key: sel, **inner}
-
-
-class Check(Field):
-    """The inner field, then `rule(value) -> None | message` (a message refuses the value)."""
-    def __init__(self, inner: Field, rule: Callable[[Any], Optional[str]], **kw):
-        super().__init__(default=inner.default, **kw)
-        self.inner, self.rule = inner, rule
-
-    def allowed(self) -> str:
-        return self.inner.allowed()
-
-    def check(self, value, path, where):
-        value = self.inner.check(value, path, where)
-        msg = self.rule(value)
-        if msg:
-            raise where.error(path, value, msg)
-        return value
 
 
 def _close(value, options) -> str:

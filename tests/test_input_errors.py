@@ -215,3 +215,9 @@ def test_report_is_the_last_stage(tmp_path):
     """Found by the property test: a report before a stage that then failed read as this run's result."""
     cfg = with_("stages", ["model", "forward", "report", "quantize"])
     assert flow_error(tmp_path, cfg).startswith("stages[2]: 'report': must be the last stage")
+
+
+def test_schema_has_one_section_per_flow_stage():
+    from kchip.flow import STAGES
+    from kchip.flowschema import _sections
+    assert list(_sections()) == list(STAGES)

@@ -42,9 +42,9 @@ def _add_chip(p):
 
 
 def _run_chip(args) -> int:
-    import json
     from pathlib import Path
 
+    from ..fsio import write_json
     from ..pdk import load_pdk
     from .chip import layout_deck
     from .gds import write_gds, write_lyp
@@ -67,7 +67,7 @@ def _run_chip(args) -> int:
     write_gds(chip.top.comp, out)
     write_lyp(pdk, out.with_suffix(".lyp"))
     summary = dict(gds=str(out), deck=str(deck), top=chip.name, **chip.stats, instances_per_cell=chip.counts)
-    out.with_suffix(".layout.json").write_text(json.dumps(summary, indent=1) + "\n")   # never the ChipSpec
+    write_json(out.with_suffix(".layout.json"), summary, indent=1)   # never the ChipSpec
     print(f"{chip.name}: {chip.stats['instances']} instances of {len(chip.counts)} cells, "
           f"{chip.stats['area_mm2']:.4f} mm2 -> {out} (check: kchip drc {out}; kchip lvs {out} {deck})")
     if chip.stats.get("floating_pins"):

@@ -8,9 +8,10 @@ A dirty DRC or an LVS mismatch does not stop the flow; it is in the stage result
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Dict
+
+from ..fsio import write_json
 
 
 def _need(ctx, stage: str, key: str):
@@ -33,7 +34,7 @@ def stage_layout(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     gds = write_gds(chip.top.comp, out / "chip.gds")
     write_lyp(pdk, out / "chip.lyp")
     summary = dict(top=chip.name, **chip.stats, instances_per_cell=chip.counts)
-    (out / "chip.layout.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out / "chip.layout.json", summary, indent=1)
     return {"gds": str(gds.relative_to(ctx.root)), "deck": str(deck.relative_to(ctx.root)), "top": chip.name,
             "area_mm2": chip.stats["area_mm2"], "instances": chip.stats["instances"],
             "floating_pins": chip.stats["floating_pins"]}

@@ -29,6 +29,13 @@ from .laws import Law, get_law
 DEFAULT_SOLVER = {"method": "dopri5", "rtol": 1e-6, "atol": 1e-7}
 
 
+def solver_methods() -> List[str]:
+    """The torchdiffeq methods a model's solver may name (not scipy_solver: it needs options kchip does not
+    pass)."""
+    from torchdiffeq._impl.odeint import SOLVERS
+    return [m for m in SOLVERS if m != "scipy_solver"]
+
+
 class Period(nn.Module):
     """One time period: edges (src, dst), node count (ground excluded), law, per-edge parameters, length."""
 

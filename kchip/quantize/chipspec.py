@@ -158,11 +158,10 @@ def _no_repeated_keys(pairs):
 
 def _check_solver(solver: Mapping, where: str) -> None:
     """The software solver settings the L1 model runs with (torchdiffeq)."""
-    from torchdiffeq._impl.odeint import SOLVERS
-    m = solver.get("method")
-    if m is not None and (not isinstance(m, str) or m not in SOLVERS or m == "scipy_solver"):
-        raise ValueError(f"{where}.method: {m!r} unknown; known: "
-                         f"{', '.join(k for k in SOLVERS if k != 'scipy_solver')}")
+    from kchip.model.net import solver_methods
+    m, known = solver.get("method"), solver_methods()
+    if m is not None and (not isinstance(m, str) or m not in known):
+        raise ValueError(f"{where}.method: {m!r} unknown; known: {', '.join(known)}")
     for k in ("rtol", "atol"):
         if k in solver and (_num(solver[k], f"{where}.{k}") <= 0 or solver[k] >= 1):
             raise ValueError(f"{where}.{k}: {solver[k]!r}: a tolerance in (0, 1)")

@@ -7,7 +7,6 @@ over the GDS (Tools > Marker Browser).
 """
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import klayout.db as kdb
 import klayout.rdb as krdb
 
+from ..fsio import write_json
 from ..pdk import Pdk
 
 __all__ = ["DrcReport", "RuleResult", "run_drc", "DrcError"]
@@ -241,7 +241,7 @@ def run_drc(gds: Path, pdk: Pdk, top: Optional[str] = None, rules: Optional[Sequ
         Path(lyrdb).parent.mkdir(parents=True, exist_ok=True)
         rdb.save(str(lyrdb))
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
+        write_json(json_out, rep.to_dict(), indent=1)
     return rep
 
 

@@ -14,7 +14,6 @@ multipliers). The report says match, or names each mismatched net, device and pi
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Dict, List, Optional
 import klayout.db as kdb
 
 from ..cells.structure import TIE_OHMS
+from ..fsio import write_json
 from ..pdk import Pdk
 
 __all__ = ["LvsReport", "run_lvs", "LvsError"]
@@ -318,7 +318,7 @@ def run_lvs(gds: Path, schematic: Path, pdk: Pdk, top: Optional[str] = None, cir
         Path(lvsdb).parent.mkdir(parents=True, exist_ok=True)
         lvs.write(str(lvsdb))
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
+        write_json(json_out, rep.to_dict(), indent=1)
     return rep
 
 
