@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from .errors import RunError, UsageError, one_line
-from .fsio import write_json
+from .fsio import save_npz, write_json
 
 
 @dataclass
@@ -28,6 +28,7 @@ class FlowContext:
     root: Path                       # build/<name>
     cfg_dir: Path                    # folder of flow.yaml (relative paths in it resolve from here)
     results: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    seconds: Dict[str, float] = field(default_factory=dict)   # each stage's run time (the cached ones: their own)
     file: str = "flow.yaml"          # the flow file as errors name it
 
     def stage_dir(self, index: int, stage: str) -> Path:
@@ -147,7 +148,34 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
         with torch.no_grad():
             res["test_mse_L0"] = float(((float_model.double()(x) - y) ** 2).mean())
             res["test_mse_L1"] = float(((q.model(x) - y) ** 2).mean())
+    if cfg["sweep_bits"]:
+        res["bits_sweep"] = _bits_sweep(model, float_model, scaling, cfg, data, ctx)
     return res
+
+
+def _bits_sweep(model, float_model, scaling, cfg: Dict[str, Any], data, ctx: FlowContext) -> list:
+    """quantize.sweep_bits: L1 against L0 at each bit width (gm and bias alike) on the test split (else the
+    forward stage's inputs): RMS error in % of L0's output range, the clipped count and, with a data set, the
+    task MSE."""
+    import torch
+    from .quantize.core import quantize_model
+    xs = data["x_test"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
+    x = torch.tensor(xs).double()
+    with torch.no_grad():
+        l0 = float_model.double()(x)
+    fs = float((l0.max(0).values - l0.min(0).values).max()) or 1.0
+    out = []
+    for b in cfg["sweep_bits"]:
+        q = quantize_model(model, scaling, bits={"gm": b, "bias": b}, strict=False, name=ctx.name)
+        with torch.no_grad():
+            l1 = q.model(x)
+        row = {"bits": b, "rms_pct_fs_vs_L0": float(100 * ((l1 - l0) ** 2).mean().sqrt() / fs),
+               "clipped": q.report.get("clipped_total")}
+        if data is not None:
+            row["test_mse_L1"] = float(((l1 - torch.tensor(data["y_test"]).double()) ** 2).mean())
+        out.append(row)
+        _log(f"quantize: sweep_bits {b}: L1 - L0 {row['rms_pct_fs_vs_L0']:.3f} % FS RMS")
+    return out
 
 
 def _cell_aware(model, scaling, data, ctx: FlowContext, cfg: Dict[str, Any]):
@@ -197,9 +225,10 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     if len(x) < n:
         raise UsageError(ctx.file, "simulate.num_inputs", n, f"at most {len(x)} (the "
                          f"{'test split' if data is not None else 'forward stage'} has {len(x)} inputs)")
+    waves = _wave_names(spec, ctx.results["netlist"]["level"], x.shape[1])
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
                        jobs=cfg["jobs"], chunk=cfg["chunk"], out_dir=out, timeout_per_input=cfg["timeout_per_input_s"],
-                       merge=cfg["merge"], op_init=cfg["op_init"])
+                       merge=cfg["merge"], op_init=cfg["op_init"], waves=waves)
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
@@ -218,19 +247,61 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     cmp = lambda a, b: {k: v for k, v in compare(a, b, fs).items() if k != "per_output"}
     res = {"inputs": n, "ngspice_s": sum(info["wall_s"]), "ngspice_wall_s": info.get("wall_total_s"),
            "full_scale": fs, "vs_L1": cmp(y, l1), "vs_L0": cmp(y, l0)}
+    res.update(_keep_waves(spec, info, out, ctx, fs if fs else float(np.max(l1.max(0) - l1.min(0))) or 1.0))
     if info.get("merge"):
         res["merge"] = {k: v for k, v in info["merge"].items() if k != "deck"}
     if any(info.get("op_init") or ()):
         res["op_init"] = info["op_init"]           # per chunk: the operating point's initial state (kchip.sim.opinit)
     if any(info.get("op_search") or ()):
         res["op_search"] = info["op_search"]       # per chunk: failed search steps that a later step recovered
+    levels = {"x": x, "chip": y, "L0": l0, "L1": l1}
+    if y_true is not None:
+        levels["y_true"] = y_true
     if ctx.results["netlist"].get("cells"):          # transistor level: L2 = the cells' surrogates in the ODE
-        res.update(_l2_transistor(ctx, spec, x, y, y_true, l0, info, cmp, tight, cfg))
+        l2_res, levels["L2"] = _l2_transistor(ctx, spec, x, y, y_true, l0, info, cmp, tight, cfg)
+        res.update(l2_res)
+    save_npz(out / "levels.npz", **levels)           # every level's outputs on the simulated inputs (report)
+    res["levels"] = str((out / "levels.npz").relative_to(ctx.root))
     if y_true is not None:
         res["mse_chip"] = float(np.mean((y - y_true) ** 2))
         res["mse_L1"] = float(np.mean((l1 - y_true) ** 2))
         res["mse_L0"] = float(np.mean((l0 - y_true) ** 2))
     return res
+
+
+def _wave_names(spec, level: str, n_in: int):
+    """The waveforms the simulate stage keeps (first chunk): control strobes, outputs and, at the transistor
+    level, the supply current."""
+    from .netlist.schedule import build_schedule
+    outs = build_schedule(spec, "forward", n_in).outputs
+    return (["v(ld)", "v(smp)"] + [f"v(en_{p.index})" for p in spec.periods] + [f"v(out_{j})" for j in outs]
+            + (["i(vvdd)"] if level == "transistor" else []))
+
+
+def _keep_waves(spec, info, out: Path, ctx: FlowContext, fs: float) -> Dict[str, Any]:
+    """waves.npz (time, read instants, the kept waveforms of the first chunk) and the latency measured on them
+    (`kchip.estimate.measure.waveform_latency`: outputs within 0.1 % of full scale of the value read)."""
+    from .estimate.measure import transient_supply, waveform_latency
+    from .netlist.schedule import build_schedule
+    if info.get("time") is None:
+        return {}
+    t, w, reads = info["time"], info["waves"], info["read_times"]
+    save_npz(out / "waves.npz", time=t, read_times=reads, names=np.array(list(w)), **{f"w{i}": v for i, v in
+                                                                                        enumerate(w.values())})
+    outs = build_schedule(spec, "forward", len(spec.input_nodes())).outputs
+    lat = waveform_latency(t, w, reads, outs, 1e-3 * fs * spec.scaling.v_u)
+    res = {"waves": str((out / "waves.npz").relative_to(ctx.root)), "latency_measured": lat}
+    if "i(vvdd)" in w:
+        res["supply_transient"] = transient_supply(t, w["i(vvdd)"], reads)
+    return res
+
+
+def load_waves(path: Path) -> Dict[str, np.ndarray]:
+    """{name: array} of a simulate stage's waves.npz (plus "time" and "read_times")."""
+    z = np.load(path)
+    out = {"time": z["time"], "read_times": z["read_times"]}
+    out.update({str(n): z[f"w{i}"] for i, n in enumerate(z["names"])})
+    return out
 
 
 def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, cfg) -> Dict[str, Any]:
@@ -293,7 +364,7 @@ def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, c
     if y_true is not None:
         res["mse_L2"] = float(np.mean((l2 - y_true) ** 2))
         res["mse_L2_codelaw"] = float(np.mean((l2c - y_true) ** 2))
-    return res
+    return res, l2
 
 
 def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
@@ -320,9 +391,9 @@ def stage_forward(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str,
 
 
 def stage_report(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
-    report = {"flow": ctx.name, "stages": ctx.results}
-    write_json(out / "report.json", report)
-    return {"report": str((out / "report.json").relative_to(ctx.root))}
+    """report.json (every stage's results) and report.html (`kchip.report`)."""
+    from .report import write_report
+    return write_report(ctx.results, ctx.root, out, ctx.name, html_page=cfg["html"], seconds=ctx.seconds)
 
 
 STAGES: Dict[str, Any] = {
@@ -334,6 +405,7 @@ STAGES: Dict[str, Any] = {
     "layout": "kchip.layout.flowstage:stage_layout",
     "drc": "kchip.layout.flowstage:stage_drc",
     "lvs": "kchip.layout.flowstage:stage_lvs",
+    "estimate": "kchip.estimate.flowstage:stage_estimate",
     "report": stage_report,
 }
 
@@ -384,6 +456,7 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, 
             if meta.get("key") == key and meta.get("ok"):
                 _log(f"{i:02d} {stage}: cached ({out})")
                 ctx.results[stage] = meta["result"]
+                ctx.seconds[stage] = meta.get("seconds")
                 upstream = key
                 continue
         _log(f"{i:02d} {stage}: running ...")
@@ -395,7 +468,7 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, 
             _failed(ctx, i, stage, key, exc, time.perf_counter() - t0, flow_file)
             raise
         dt = time.perf_counter() - t0
-        ctx.results[stage] = result
+        ctx.results[stage], ctx.seconds[stage] = result, round(dt, 3)
         write_json(meta_file, {"key": key, "ok": True, "seconds": round(dt, 3), "result": result})
         _log(f"{i:02d} {stage}: done in {dt:.1f} s: {json.dumps(result)[:300]}")
         upstream = key

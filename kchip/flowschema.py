@@ -16,7 +16,8 @@ from .schema import (FILL, OMIT, REQUIRED, AnyValue, Bool, Choice, Field, File, 
 
 # the stages each stage needs earlier in the list (the stages, in flow order, are the keys of `_sections()`)
 NEEDS = {"forward": ["model"], "quantize": ["model"], "netlist": ["quantize"], "simulate": ["netlist"],
-         "layout": ["netlist"], "drc": ["layout"], "lvs": ["layout"]}
+         "layout": ["netlist"], "drc": ["layout"], "lvs": ["layout"],
+         "estimate": ["quantize"]}
 CORNERS = ["tt", "ss", "ff", "sf", "fs"]           # the corners of characterization/ (every cell kind)
 DATASETS = ["friedman", "diabetes"]                # kchip.tasks.regression.DATASETS
 SIZES = ["small", "medium", "large"]               # kchip.tasks.regression.SIZES
@@ -108,7 +109,10 @@ def _sections() -> Dict[str, Field]:
                            "node_speed": Choice(["enforce", "warn"], default="enforce")}, default=FILL),
             "limits": Map(_limit_fields(), default=OMIT),
             "cell_aware": _cell_aware(),
-            "strict": Bool(default=False)}, default=FILL),
+            "strict": Bool(default=False),
+            "sweep_bits": ListOf(Int(1, MAX_BITS), default=[2, 3, 4, 5, 6, 8], unique=True,
+                                 doc="bit widths at which L1 is compared with L0 (report); [] for none")},
+            default=FILL),
         "netlist": Map({"level": Choice(["ideal", "transistor"], default="ideal"),
                         "corner": Choice(CORNERS, default="tt"),
                         "control": Nullable(Choice(["ideal", "sequencer"]), default=None,
@@ -123,7 +127,15 @@ def _sections() -> Dict[str, Field]:
         "layout": Map({"aspect": Float(0.05, 20.0, default=1.0, doc="floorplan width / height")}, default=FILL),
         "drc": Map({}, default=FILL),
         "lvs": Map({}, default=FILL),
-        "report": Map({}, default=FILL),
+        "estimate": Map({
+            "measure": Bool(default=True, doc="ngspice: the transistor chip's supply current at pinned states"),
+            "inputs": Int(1, 1000, default=2, doc="inputs whose L1 trajectories give the pinned states"),
+            "points": Int(2, 100, default=3, doc="instants per period"),
+            "corner": Nullable(Choice(CORNERS), default=None, doc="default: netlist.corner"),
+            "sequencer": Bool(default=True, doc="count the standard-cell sequencer (simulated alone)"),
+            "jobs": Nullable(Int(1, 1024), default=None, doc="ngspice processes (default 1)"),
+            "timeout_s": Float(0.0, lo_open=True, default=3600.0)}, default=FILL),
+        "report": Map({"html": Bool(default=True, doc="also write report.html")}, default=FILL),
     }
 
 
@@ -160,7 +172,7 @@ def _cross_checks(cfg: Dict[str, Any], where: Where) -> None:
     model = cfg["model"]
     has_data = model["source"] == "train" or (model["source"] == "kchip" and "dataset" in model)
     for i, s in enumerate(stages):
-        if s in ("quantize", "simulate") and not has_data and "forward" not in stages[:i]:
+        if s in ("quantize", "simulate", "estimate") and not has_data and "forward" not in stages[:i]:
             raise where.error(f"stages[{i}]", s, f"needs stage 'forward' earlier in the list (model.source "
                               f"{model['source']!r} has no data set: the forward stage's inputs calibrate and test "
                               f"the chip)")

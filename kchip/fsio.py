@@ -42,3 +42,9 @@ def save_npy(path: os.PathLike, array: np.ndarray) -> Path:
     with atomic_path(path, suffix=".npy") as tmp:
         np.save(tmp, array)
     return Path(path)
+
+
+def save_npz(path: os.PathLike, **arrays: np.ndarray) -> Path:
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
+    return Path(path)

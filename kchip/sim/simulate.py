@@ -117,7 +117,7 @@ def testbench(deck_path: Path, spec: ChipSpec, x: np.ndarray, direction: str, wa
     tmax = min(sch.lengths.values()) / steps_per_period
     lines.append(f".tran {tmax / 10:.6e} {t_stop:.9e} 0 {tmax:.6e}")
     saves = [f"v(out_{j})" for j in sch.outputs] + list(waves)
-    lines.append(".save " + " ".join(saves))
+    lines.append(".save " + " ".join(dict.fromkeys(saves)))
     lines.append(".end")
     reads = np.array([i * t_inf + t_inf - t_rise for i in range(n_in)])
     return Testbench("\n".join(lines) + "\n", reads, sch.outputs, t_stop, head.get("level", "ideal"),
@@ -163,7 +163,7 @@ def _testbench_sequencer(head: Dict, deck_path: Path, spec: ChipSpec, x: np.ndar
     t_stop = t0[-1] + n_fl * t_clk + t_clk / 2
     tmax = min(spec.scaling.period_s[p.index] for p in spec.periods) / steps_per_period
     lines.append(f".tran {tmax / 10:.6e} {t_stop:.9e} 0 {tmax:.6e}")
-    lines.append(".save " + " ".join([f"v(out_{j})" for j in outs] + list(waves)))
+    lines.append(".save " + " ".join(dict.fromkeys([f"v(out_{j})" for j in outs] + list(waves))))
     lines.append(".end")
     reads = np.array([t + n_fl * t_clk - t_clk / 10 for t in t0])
     return Testbench("\n".join(lines) + "\n", reads, outs, t_stop, head.get("level", "transistor"), t0[0] / 4)
@@ -207,7 +207,8 @@ def _run_chunk(args) -> Dict:
     y = (out - spec.scaling.v_cm) / spec.scaling.v_u
     wave = {k: plot[k] for k in waves} if waves else {}
     return {"y": y, "wall_s": res.wall_s, "cpu_s": res.cpu_s, "time": t if waves else None, "waves": wave,
-            "op_search": res.extra.get("op_search"), "op_init": init_info}
+            "read_times": tb.read_times if waves else None, "op_search": res.extra.get("op_search"),
+            "op_init": init_info}
 
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
@@ -268,7 +269,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
             "wall_total_s": time.perf_counter() - t_start,
             # operating-point search steps that failed before a later one found the point (kchip.sim.ngspice)
             "op_search": [r["op_search"] for r in results], "op_init": [r["op_init"] for r in results],
-            "time": results[0]["time"], "waves": results[0]["waves"]}
+            "time": results[0]["time"], "waves": results[0]["waves"], "read_times": results[0]["read_times"]}
     return y, info
 
 
