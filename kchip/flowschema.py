@@ -133,7 +133,7 @@ def _sections() -> Dict[str, Field]:
             "points": Int(2, 100, default=3, doc="instants per period"),
             "corner": Nullable(Choice(CORNERS), default=None, doc="default: netlist.corner"),
             "sequencer": Bool(default=True, doc="count the standard-cell sequencer (simulated alone)"),
-            "jobs": Nullable(Int(1, 1024), default=None, doc="ngspice processes (default 1)"),
+            "jobs": Nullable(Int(1, 1024), default=None, doc="ngspice processes (default: one per core)"),
             "timeout_s": Float(0.0, lo_open=True, default=3600.0)}, default=FILL),
         "report": Map({"html": Bool(default=True, doc="also write report.html")}, default=FILL),
     }

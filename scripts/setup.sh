@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Set up kchip on a fresh Debian 12 machine (Python 3.11, root): ngspice, .venv, torch (CPU), the package.
+# Set up kchip on a fresh Debian 12 machine (Python 3.11, root): ngspice, chromium, .venv, torch (CPU), the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v ngspice >/dev/null 2>&1; then
+# ngspice (the simulator); chromium (headless, for the report.html test: tests/test_report.py)
+need=()
+command -v ngspice >/dev/null 2>&1 || need+=(ngspice)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq ngspice >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

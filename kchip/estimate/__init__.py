@@ -67,10 +67,12 @@ def estimate_chip(spec: ChipSpec, x: np.ndarray, out: Path, corner: str = "tt", 
     if measure:
         states = trajectory_states(spec, x, points)
         log(f"estimate: {len(states)} pinned states of the {ana['cells']}-cell transistor chip (ngspice) ...")
-        m = pinned_supply(deck, spec, states, jobs=jobs, timeout=timeout, keep=out / "ops")
+        m = pinned_supply(deck, spec, states, jobs=jobs, timeout=timeout, keep=out / "ops", log=log)
         by: Dict[str, list] = {}
-        for (k, _), i in zip(states, m["i_vdd"]):
+        by_cells: Dict[str, list] = {}
+        for (k, _), i, c in zip(states, m["i_vdd"], m["cells_vdd"]):
             by.setdefault("idle" if k is None else f"period_{k}", []).append(i)
+            by_cells.setdefault("idle" if k is None else f"period_{k}", []).append(c)
         sim_i = {k: float(np.mean(v)) for k, v in by.items()}
         seq_sim = None
         if sequencer:
@@ -87,10 +89,8 @@ def estimate_chip(spec: ChipSpec, x: np.ndarray, out: Path, corner: str = "tt", 
         res["gap"] = {"power": _gap(s["power_W"], a["power_W"]), "energy": _gap(s["energy_J"], a["energy_J"]),
                       "forward_power": _gap(s["forward_power_W"], a["forward_power_W"]),
                       "idle_power": _gap(s["idle_power_W"], a["idle_power_W"])}
-        blocks = ana["states"][next(iter(by))]
-        res["gap"]["cells"] = _gap(float(np.mean(m["cells_vdd"])), float(np.mean(
-            [ana["states"][k]["cells_A"] for k in by])))
-        res["gap"]["bias_and_switches"] = _gap(s["skeleton_A"], blocks["bias_A"])
+        res["gap"]["cells"] = {k: _gap(float(np.mean(v)), ana["states"][k]["cells_A"]) for k, v in by_cells.items()}
+        res["gap"]["bias_and_switches"] = _gap(s["skeleton_A"], ana["states"]["idle"]["bias_A"])
     return res
 
 

@@ -4,7 +4,8 @@ Each block's figure comes from what was characterized about the block alone, sca
 
 * edge cells: the supply current of the cell's code tables (`characterization/<kind>/<corner>.json`, measured per
   code combination at V_cm), fitted linear in the code magnitudes (`cell_supply_fit`) and summed over the
-  instantiated cells; a disabled cell draws `supply_disabled_A` where the table has it, else its enabled figure;
+  instantiated cells; a disabled cell draws its enabled figure plus the offset that disabling adds in the table's
+  one disabled instance (at full codes, `supply_disabled_A`; none where the table has no such figure);
 * bias generator: its supply current per unit of multiplicity measured alone (one ngspice operating point of the
   mult = 1 generator the tables were measured with, `bias_units`) x the chip's multiplicity; the nominal mirror
   ratios are reported beside it;
@@ -34,7 +35,8 @@ def cell_supply_fit(table_json: Path) -> Tuple[Callable[[Dict], float], Dict]:
     """(edge report -> supply current [A] of that cell enabled, info): least squares of the table's measured
     supply currents on (1, |code_1|, ..., |code_n|) over its code combinations (relu_diff: gain and offset code;
     the three-parameter cells: |c_s|, |c_d| and the offset code)."""
-    meta = json.loads(Path(table_json).read_text())["meta"]["summary"]
+    full_meta = json.loads(Path(table_json).read_text())["meta"]
+    meta = full_meta["summary"]
     raw = meta["supply_current_A"]
     keys = list(raw)
     codes = np.array([[abs(c) for c in _combo_codes(k)] for k in keys], dtype=float)
@@ -47,8 +49,12 @@ def cell_supply_fit(table_json: Path) -> Tuple[Callable[[Dict], float], Dict]:
     def supply(e: Dict) -> float:
         c = [abs(e["cs"]), abs(e["cd"]), e["ocode"]] if three else [e["code"], e["ocode"]]
         return float(coef[0] + np.dot(coef[1:], c))
+    hi, ohi = 2 ** int(full_meta.get("bits", 4)) - 1, 2 ** int(full_meta.get("obits", 4)) - 1
+    full = {"cs": hi, "cd": hi, "ocode": ohi} if three else {"code": hi, "ocode": ohi}
+    off = meta.get("supply_disabled_A")
+    # the tables hold one disabled instance, at full codes: disabling adds (that - the enabled fit there)
     info = {"combos": len(keys), "coef_A": [float(c) for c in coef], "max_fit_error_rel": resid,
-            "disabled_A": meta.get("supply_disabled_A")}
+            "disabled_A": off, "disabled_offset_A": None if off is None else float(off - supply(full))}
     return supply, info
 
 
@@ -101,8 +107,8 @@ def analytic_power(spec: ChipSpec, rep: Dict, kind: str, corner: str, vdd: float
     cells = [e for e in rep["edges"] if e["code"]]
     on = {p.index: sum(supply(e) for e in cells if e["period"] == p.index) for p in spec.periods}
     n_per = {p.index: sum(1 for e in cells if e["period"] == p.index) for p in spec.periods}
-    off_one = fit["disabled_A"]
-    off = {k: (off_one * n_per[k] if off_one is not None else on[k]) for k in on}
+    delta = fit["disabled_offset_A"]
+    off = {k: on[k] + (delta or 0.0) * n_per[k] for k in on}
     i_bias = bias["units"] * rep["i_ref_A"]            # i_ref_A = mult x I_unit
     i_seq = 0.0
     if seq:
@@ -116,8 +122,8 @@ def analytic_power(spec: ChipSpec, rep: Dict, kind: str, corner: str, vdd: float
     idle = sum(off.values())
     states["idle"] = {"cells_A": idle, "bias_A": i_bias, "sequencer_A": i_seq, "total_A": idle + i_bias + i_seq}
     return {"states": states, "cell_fit": fit, "bias_units": bias, "cells": len(cells),
-            "disabled_figure": "table supply_disabled_A" if off_one is not None else
-            "not characterized: the enabled figure"}
+            "disabled_figure": "enabled fit + the table's disabled offset at full codes" if delta is not None
+            else "not characterized: the enabled figure"}
 
 
 def energy(power_by_state: Dict[str, float], windows: Dict, vdd: float) -> Dict:

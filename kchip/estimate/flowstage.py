@@ -4,6 +4,7 @@ the simulate stage ran, its measured latency (and, at the transistor level, its 
 beside the analytic figure; where the layout stage ran, the GDS area beside the cells' table."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict
 
@@ -24,7 +25,7 @@ def stage_estimate(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     corner = cfg["corner"] or net.get("corner") or "tt"
     x = pool[: cfg["inputs"]].astype(np.float64)
     res = estimate_chip(spec, x, out, corner=corner, measure=cfg["measure"], sequencer=cfg["sequencer"],
-                        points=cfg["points"], jobs=cfg["jobs"] or 1, timeout=cfg["timeout_s"],
+                        points=cfg["points"], jobs=cfg["jobs"] or os.cpu_count() or 1, timeout=cfg["timeout_s"],
                         log=lambda m: _log(m))
     sim = ctx.results.get("simulate", {})
     lat = sim.get("latency_measured")

@@ -110,13 +110,13 @@ def _cell_currents(deck: Path, cell: str, pins: List[str], vectors: List[Tuple[f
         lines += ["op", "write {RAW}", "set appendwrite"]
     lines += ["quit", ".endc", ".end"]
     res = _checked(run_deck("\n".join(lines) + "\n", cell=cell, point=f"{len(vectors)} pinned operating points",
-                            keep=wd / cell, timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}")
+                            keep=wd, timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}")
     pick = lambda pl, p: -float(pl[f"i(vp_{p})"][0]) if p in pins else 0.0
     return [(pick(pl, "vdd"), pick(pl, "vcm")) for pl in res.plots]
 
 
 def pinned_supply(deck, spec: ChipSpec, states: Sequence[State], jobs: int = 1, timeout: float = 1800.0,
-                  keep: Optional[Path] = None) -> Dict:
+                  keep: Optional[Path] = None, log=None) -> Dict:
     """The chip's supply current at each pinned state (module docstring). Returns {"i_vdd": [A per state],
     "i_vcm": [...], "skeleton_vdd": [...], "cells_vdd": [...], "ops": number of lone-cell operating points,
     "seconds": ...}."""
@@ -146,10 +146,27 @@ def pinned_supply(deck, spec: ChipSpec, states: Sequence[State], jobs: int = 1, 
                 vecs.setdefault(sub, {}).setdefault(vec, len(vecs[sub]))
                 row.append((sub, vec))
             uses.append(row)
-        names = sorted(vecs)
-        got = run_parallel([lambda c=c: _cell_currents(deck, c, subs[c][0], list(vecs[c]), wd, timeout)
-                            for c in names], jobs)
-        cur = {c: g for c, g in zip(names, got)}
+        # one ngspice run per subcircuit and share of its vectors: `jobs` runs side by side
+        tasks = []
+        for c in sorted(vecs):
+            vs = list(vecs[c])
+            step = -(-len(vs) // max(1, min(jobs, len(vs))))
+            tasks += [(c, k, vs[k:k + step]) for k in range(0, len(vs), step)]
+        if log:
+            log(f"estimate: skeleton done; {sum(len(v) for v in vecs.values())} lone-cell operating points in "
+                f"{len(tasks)} ngspice runs ({jobs} at a time)")
+        done = []
+
+        def one(c, k, v):
+            r = _cell_currents(deck, c, subs[c][0], v, wd / f"{c}_{k}", timeout)
+            done.append(len(v))
+            if log:
+                log(f"estimate: {len(done)}/{len(tasks)} cell runs done ({time.perf_counter() - t0:.0f} s)")
+            return r
+        got = run_parallel([lambda c=c, k=k, v=v: one(c, k, v) for c, k, v in tasks], jobs)
+        cur: Dict[str, list] = {}
+        for (c, _, _), g in zip(tasks, got):
+            cur.setdefault(c, []).extend(g)
     cells_vdd = [sum(cur[s][vecs[s][v]][0] for s, v in row) for row in uses]
     cells_vcm = [sum(cur[s][vecs[s][v]][1] for s, v in row) for row in uses]
     return {"i_vdd": [a + b for (a, _, _), b in zip(skel, cells_vdd)],

@@ -276,15 +276,23 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
 def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction) -> None:
     """Run the chunks in parallel processes; fill results[k] (or errors) and save each chunk's outputs to
     <out>/chunks/ as soon as it is back."""
+    from concurrent.futures import as_completed
+    t0, done = time.perf_counter(), 0
     with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
-        futs = [pool.submit(_run_chunk, t) for t in tasks]
-        for k, f in enumerate(futs):
+        futs = {pool.submit(_run_chunk, t): k for k, t in enumerate(tasks)}
+        for f in as_completed(futs):
+            k = futs[f]
             lo = k * chunk
+            done += 1
             try:
                 results[k] = f.result()
             except NgspiceError as exc:
                 errors.append(f"inputs {lo}..{lo + len(chunks[k]) - 1}: {exc}")
                 continue
+            finally:
+                if len(chunks) > 1:            # progress: one line per finished chunk
+                    print(f"[kchip simulate] chunk {done}/{len(chunks)} done (inputs {lo}..{lo + len(chunks[k]) - 1}, "
+                          f"{time.perf_counter() - t0:.0f} s)", flush=True)
             if out_dir is not None:
                 np.save(Path(out_dir) / "chunks" / f"{direction}_{k:04d}.npy", results[k]["y"])
 
