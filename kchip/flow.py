@@ -29,6 +29,9 @@ class FlowContext:
     cfg_dir: Path                    # folder of flow.yaml (relative paths in it resolve from here)
     results: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     seconds: Dict[str, float] = field(default_factory=dict)   # each stage's run time (the cached ones: their own)
+    # where independent simulations run (not part of any cache key: the results are the same)
+    workers: Optional[int] = None     # local worker processes (overrides simulate.jobs)
+    scheduler: Optional[str] = None   # a dask.distributed scheduler address
     file: str = "flow.yaml"          # the flow file as errors name it
 
     def stage_dir(self, index: int, stage: str) -> Path:
@@ -225,10 +228,12 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     if len(x) < n:
         raise UsageError(ctx.file, "simulate.num_inputs", n, f"at most {len(x)} (the "
                          f"{'test split' if data is not None else 'forward stage'} has {len(x)} inputs)")
-    waves = _wave_names(spec, ctx.results["netlist"]["level"], x.shape[1])
+    from .sim.waves import kept_waves
+    waves = kept_waves(spec, ctx.results["netlist"]["level"], x.shape[1])
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",
-                       jobs=cfg["jobs"], chunk=cfg["chunk"], out_dir=out, timeout_per_input=cfg["timeout_per_input_s"],
-                       merge=cfg["merge"], op_init=cfg["op_init"], waves=waves)
+                       jobs=ctx.workers or cfg["jobs"], chunk=cfg["chunk"], out_dir=out,
+                       timeout_per_input=cfg["timeout_per_input_s"], merge=cfg["merge"], op_init=cfg["op_init"],
+                       waves=waves, scheduler=ctx.scheduler)
     np.save(out / "outputs.npy", y)
     tight = dict(rtol=1e-9, atol=1e-11)
     float_model = load_model(ctx.root / ctx.results["model"]["model"]).double()
@@ -269,15 +274,6 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     return res
 
 
-def _wave_names(spec, level: str, n_in: int):
-    """The waveforms the simulate stage keeps (first chunk): control strobes, outputs and, at the transistor
-    level, the supply current."""
-    from .netlist.schedule import build_schedule
-    outs = build_schedule(spec, "forward", n_in).outputs
-    return (["v(ld)", "v(smp)"] + [f"v(en_{p.index})" for p in spec.periods] + [f"v(out_{j})" for j in outs]
-            + (["i(vvdd)"] if level == "transistor" else []))
-
-
 def _keep_waves(spec, info, out: Path, ctx: FlowContext, fs: float) -> Dict[str, Any]:
     """waves.npz (time, read instants, the kept waveforms of the first chunk) and the latency measured on them
     (`kchip.estimate.measure.waveform_latency`: outputs within 0.1 % of full scale of the value read)."""
@@ -294,14 +290,6 @@ def _keep_waves(spec, info, out: Path, ctx: FlowContext, fs: float) -> Dict[str,
     if "i(vvdd)" in w:
         res["supply_transient"] = transient_supply(t, w["i(vvdd)"], reads)
     return res
-
-
-def load_waves(path: Path) -> Dict[str, np.ndarray]:
-    """{name: array} of a simulate stage's waves.npz (plus "time" and "read_times")."""
-    z = np.load(path)
-    out = {"time": z["time"], "read_times": z["read_times"]}
-    out.update({str(n): z[f"w{i}"] for i, n in enumerate(z["names"])})
-    return out
 
 
 def _l2_transistor(ctx: FlowContext, spec, x, y, y_true, l0, info, cmp, tight, cfg) -> Dict[str, Any]:
@@ -422,10 +410,12 @@ def _resolve(name: str) -> Callable:
 
 
 def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, start: Optional[str] = None,
-             stop: Optional[str] = None, check_only: bool = False) -> Dict[str, Any]:
+             stop: Optional[str] = None, check_only: bool = False, workers: Optional[int] = None,
+             scheduler: Optional[str] = None) -> Dict[str, Any]:
     """Run the stages of a flow file (validated first: `kchip.flowschema`). `start`: re-run from this stage on
     (the ones before it from the cache, if there); `stop`: the last stage to run; `check_only`: validate and
-    return the completed configuration. Every file a stage writes is complete or absent: stage.json is written
+    return the completed configuration; `workers` / `scheduler`: where the simulate stage's independent runs go
+    (local processes / a dask.distributed cluster, `kchip.sim.workers`). Every file a stage writes is complete or absent: stage.json is written
     last and atomically, and build/<name>/flow.json says whether the run completed or where it failed."""
     from .flowschema import load_flow
     flow_file = Path(flow_file)
@@ -438,7 +428,8 @@ def run_flow(flow_file: Path, build: Path = Path("build"), force: bool = False, 
         stages = stages[: stages.index(stop) + 1]
     if check_only:
         return cfg
-    ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent, file=str(flow_file))
+    ctx = FlowContext(cfg["name"], Path(build) / cfg["name"], flow_file.resolve().parent, file=str(flow_file),
+                      workers=workers, scheduler=scheduler)
     fns = [_resolve(stage) for stage in stages]
     status = ctx.root / "flow.json"
     ctx.root.mkdir(parents=True, exist_ok=True)
@@ -497,11 +488,16 @@ def _add_flow(p):
     p.add_argument("--to", dest="stop", metavar="STAGE", help="stop after this stage")
     p.add_argument("--check", action="store_true",
                    help="validate the flow file and print it with every default filled in; run nothing")
+    from .cliargs import int_in
+    p.add_argument("--workers", type=int_in(1, 1024), default=None, metavar="N",
+                   help="local worker processes for the simulations (default: simulate.jobs, else one per core)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the simulations on this dask.distributed cluster (e.g. tcp://host:8786)")
 
 
 def _run_flow(args) -> int:
     res = run_flow(Path(args.flow_file), Path(args.build), args.force, start=args.start, stop=args.stop,
-                   check_only=args.check)
+                   check_only=args.check, workers=args.workers, scheduler=args.scheduler)
     if args.check:
         print(yaml.safe_dump(res, sort_keys=False), end="")
     return 0

@@ -156,10 +156,11 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
             torch.tensor(x), **tight).numpy()
     cmp = lambda a, b: {k: v for k, v in compare(a, b).items() if k != "per_output"}
     info = {"wall_s": [1.0], "cpu_s": [1.0]}
-    res = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, section("simulate"))
+    res, l2 = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, section("simulate"))
     assert res["vs_L2"]["rms_pct_fs"] < 1e-6 and res["vs_L2_structural"]["rms_pct_fs"] > 1e-3
+    assert np.allclose(l2, y, atol=1e-9)                    # the L2 outputs themselves (levels.npz) come back
     assert "tanh_lin" in res["L2_code_surfaces"] and res["L2_load_switch"]["r_on_ohm"] == [400.0, 400.0]
-    off = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {"l2_code_surfaces": False,
+    off, _ = _l2_transistor(ctx, spec, x, y, None, y, info, cmp, tight, {"l2_code_surfaces": False,
                                                                       "l2_load_switch": False})
     assert "vs_L2_structural" not in off and off["vs_L2"]["rms_pct_fs"] == pytest.approx(
         res["vs_L2_structural"]["rms_pct_fs"])

@@ -34,15 +34,13 @@ from kchip.sim.ngspice import run_deck, run_parallel
 from kchip.sim.opinit import CELL_OPTIONS, _TIGHT, _call, _checked, _core_path, _flat_name, _node_voltages, \
     _subckts
 
-# a node capacitor's charging current during a period, for the note on what the DC measurement leaves out
 State = Tuple[Optional[int], Dict[int, float]]      # (enabled period or None, node index -> V)
 
 
-def trajectory_states(spec: ChipSpec, x: np.ndarray, points: int = 5) -> List[Tuple[Optional[int], Dict]]:
-    """[(period, {node: V}, weight)]: for each period in execution order, `points` evenly spaced instants of the
-    L1 trajectory of each input row of x (SW units -> V = V_cm + V_u v; nodes the period does not use at V_cm),
-    and the idle state (no period enabled, every node at V_cm). Weights: each period's states share its
-    enable time equally (`analytic.enable_windows`)."""
+def trajectory_states(spec: ChipSpec, x: np.ndarray, points: int = 5) -> List[State]:
+    """[(period, {node: V})]: for each period in execution order, `points` evenly spaced instants of the L1
+    trajectory of each input row of x (SW units -> V = V_cm + V_u v; nodes the period does not use at V_cm), and
+    the idle state (no period enabled, every node at V_cm). Each period's states share its enable time equally."""
     import torch
     from kchip.quantize.core import realized_model
     s = spec.scaling

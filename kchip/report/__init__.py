@@ -133,7 +133,7 @@ def _waves(res: Dict, root: Path, periods: List[int]) -> str:
     s = res.get("simulate", {})
     if "waves" not in s:
         return "<p class=note>No waveforms (no simulate stage).</p>"
-    from kchip.flow import load_waves
+    from kchip.sim.waves import load_waves
     w = load_waves(root / s["waves"])
     lat = s.get("latency_measured", {})
     return (_img("waves", plots.waveforms(w, periods), "ngspice waveforms of the first inferences")

@@ -18,6 +18,8 @@ def _add(p):
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int_in(1, 1024), default=None, help="parallel ngspice processes (default: CPU count)")
     p.add_argument("--chunk", type=int_in(1), default=16, help="inputs per ngspice run")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the chunks on this dask.distributed cluster instead of local processes")
     p.add_argument("--timeout-per-input", type=float_in(0, lo_open=True), default=None, metavar="S",
                    help="wall seconds allowed per inference (default: 3600 at transistor level)")
     p.add_argument("--no-merge", action="store_true",
@@ -58,7 +60,7 @@ def _run(args) -> int:
     t0 = time.perf_counter()
     y, info = simulate(args.deck, spec, x, args.direction, jobs=args.jobs, chunk=args.chunk, out_dir=out,
                        waves=waves, timeout_per_input=args.timeout_per_input, merge=not args.no_merge,
-                       op_init=not args.no_op_init)
+                       op_init=not args.no_op_init, scheduler=args.scheduler)
     wall = time.perf_counter() - t0
     save_npy(out / f"outputs_{args.direction}.npy", y)
     rev = args.direction == "reverse"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -213,7 +212,8 @@ def _run_chunk(args) -> Dict:
 
 def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward", jobs: int = None,
              chunk: int = 16, out_dir: Optional[Path] = None, waves: Sequence[str] = (), keep_decks: bool = False,
-             timeout_per_input: Optional[float] = None, merge: bool = True, op_init: bool = True):
+             timeout_per_input: Optional[float] = None, merge: bool = True, op_init: bool = True,
+             scheduler: Optional[str] = None):
     """Simulate inputs x (B, n_in); returns (y (B, n_out) SW units, info dict). `timeout_per_input`: seconds of
     wall time allowed per inference of an ngspice run (default DEFAULT_TIMEOUT_PER_INPUT_S by level), plus
     OP_ALLOWANCE_S once per run at the transistor level (the operating point).
@@ -221,7 +221,8 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     0 V source (`kchip.sim.merge.isolate_cell_pins`) and, with `merge` (nominal corners), identical parallel
     edge cells are one scaled instance (`kchip.sim.merge`; the same circuit, fewer transistors); info["merge"].
     `op_init` (transistor level): give ngspice's operating point an initial state built from the chip without
-    its edge cells and from lone cells (`kchip.sim.opinit`); info["op_init"] per chunk."""
+    its edge cells and from lone cells (`kchip.sim.opinit`); info["op_init"] per chunk. The chunks run in `jobs`
+    local processes, or with `scheduler` (a dask.distributed address) on that cluster (`kchip.sim.workers`)."""
     deck_path = Path(deck_path)
     if not deck_path.exists():
         raise FileNotFoundError(f"{deck_path}: netlist not found")
@@ -254,7 +255,7 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
               threads, op_init) for k, c in enumerate(chunks)]
     t_start = time.perf_counter()
     try:
-        _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction)
+        _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction, scheduler)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -273,12 +274,13 @@ def simulate(deck_path, spec: ChipSpec, x: np.ndarray, direction: str = "forward
     return y, info
 
 
-def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction) -> None:
-    """Run the chunks in parallel processes; fill results[k] (or errors) and save each chunk's outputs to
-    <out>/chunks/ as soon as it is back."""
+def _run_chunks(tasks, chunks, chunk, results, errors, jobs, out_dir, direction, scheduler=None) -> None:
+    """Run the chunks in parallel processes (or on the dask cluster at `scheduler`); fill results[k] (or errors)
+    and save each chunk's outputs to <out>/chunks/ as soon as it is back."""
     from concurrent.futures import as_completed
+    from .workers import pool as worker_pool
     t0, done = time.perf_counter(), 0
-    with ProcessPoolExecutor(max_workers=min(jobs, len(chunks))) as pool:
+    with worker_pool(min(jobs, len(chunks)), scheduler) as pool:
         futs = {pool.submit(_run_chunk, t): k for k, t in enumerate(tasks)}
         for f in as_completed(futs):
             k = futs[f]

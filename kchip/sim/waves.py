@@ -29,6 +29,23 @@ def wave_names(spec: ChipSpec, head: Optional[Dict] = None) -> List[str]:
             + [f"v(out_{j})" for j in range(1, spec.num_nodes + 1)])
 
 
+def kept_waves(spec: ChipSpec, level: str, n_in: int) -> List[str]:
+    """The waveforms the flow's simulate stage keeps (first chunk, waves.npz): control strobes, the outputs and, at
+    the transistor level, the supply current."""
+    outs = build_schedule(spec, "forward", n_in).outputs
+    return (["v(ld)", "v(smp)"] + [f"v(en_{p.index})" for p in spec.periods] + [f"v(out_{j})" for j in outs]
+            + (["i(vvdd)"] if level == "transistor" else []))
+
+
+def load_waves(path: Path) -> Dict:
+    """{name: array} of a simulate stage's waves.npz (plus "time" and "read_times")."""
+    import numpy as np
+    z = np.load(path)
+    out = {"time": z["time"], "read_times": z["read_times"]}
+    out.update({str(n): z[f"w{i}"] for i, n in enumerate(z["names"])})
+    return out
+
+
 def plot_waves(spec: ChipSpec, info: Dict, direction: str, n_inf: int, path: Path, head: Optional[Dict] = None) -> Path:
     import matplotlib
     matplotlib.use("Agg")
