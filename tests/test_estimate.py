@@ -125,3 +125,17 @@ def test_transient_supply_average():
     i = -(1e-3 + 5e-4 * np.sin(2 * np.pi * t / 1e-6))                     # source sign: negative = delivered
     got = transient_supply(t, i, [1e-6, 2e-6, 3e-6, 4e-6])
     assert got["i_avg_A"] == pytest.approx(1e-3, rel=1e-4)
+
+
+@needs_ngspice
+def test_sequencer_alone_power_and_latency():
+    """The standard-cell sequencer simulated alone over one inference: a small average supply current (a few uA
+    at a ~1 MHz clock; well under one edge cell's 18 uA) and the latency its strobes give (ld rise to smp fall)
+    within a gate delay of the clock-slot figure."""
+    from kchip.estimate.measure import sequencer_power
+    spec = _spec()
+    t_clk = 0.05 * spec.scaling.period_s[0]
+    r = sequencer_power(spec, t_clk)
+    assert 0 < r["i_avg_A"] < 18e-6
+    want = A.enable_windows(spec, t_clk=t_clk)["t_end"]
+    assert r["latency_s"] == pytest.approx(want, abs=2e-9), (r, want)

@@ -80,13 +80,16 @@ def estimate_chip(spec: ChipSpec, x: np.ndarray, out: Path, corner: str = "tt", 
             sim_i = {k: v + seq_sim["i_avg_A"] for k, v in sim_i.items()}
         # what the DC states leave out: the node capacitors' charging current, C |dV/dt| over a period
         c_dv = rep["c_f"] * spec.scaling.v_u / spec.scaling.tau_s * spec.num_nodes
+        if seq_sim and seq_sim.get("latency_s"):      # the sequencer's own timing, transistor level
+            res["latency_sequencer"] = {"latency_s": seq_sim["latency_s"]}
+            res.setdefault("gap", {})["latency_sequencer"] = _gap(seq_sim["latency_s"], win["t_end"])
         res["simulated"] = {"supply_A": sim_i, **A.energy(sim_i, win, vdd),
                             "spread_A": {k: [float(min(v)), float(max(v))] for k, v in by.items()},
                             "skeleton_A": float(np.mean(m["skeleton_vdd"])), "vcm_A": float(np.max(np.abs(m["i_vcm"]))),
                             "sequencer": seq_sim, "ops": m["ops"], "states": len(states), "seconds": m["seconds"],
                             "charging_A_bound": c_dv}
         s, a = res["simulated"], res["analytic"]
-        res["gap"] = {"power": _gap(s["power_W"], a["power_W"]), "energy": _gap(s["energy_J"], a["energy_J"]),
+        res["gap"] = {**res.get("gap", {}), "power": _gap(s["power_W"], a["power_W"]), "energy": _gap(s["energy_J"], a["energy_J"]),
                       "forward_power": _gap(s["forward_power_W"], a["forward_power_W"]),
                       "idle_power": _gap(s["idle_power_W"], a["idle_power_W"])}
         res["gap"]["cells"] = {k: _gap(float(np.mean(v)), ana["states"][k]["cells_A"]) for k, v in by_cells.items()}

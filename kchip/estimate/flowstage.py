@@ -45,7 +45,8 @@ def stage_estimate(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     summary = {"estimate": str((out / "estimate.json").relative_to(ctx.root)),
                "area_mm2": res.get("area_gds_mm2", res["area_cells"]["total_mm2"]),
                "area_source": "gds" if lay else "cells table",
-               "latency_s": res.get("latency_simulated", res["latency_analytic"])["latency_s"],
+               "latency_s": res.get("latency_simulated", res.get("latency_sequencer",
+                                                                  res["latency_analytic"]))["latency_s"],
                "power_W_analytic": a["power_W"], "energy_J_analytic": a["energy_J"],
                "sw_s_per_sample": res["software"]["per_sample_batched_s"]}
     if "simulated" in res:

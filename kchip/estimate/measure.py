@@ -185,7 +185,29 @@ def sequencer_power(spec: ChipSpec, t_clk: float, corner: str = "tt", timeout: f
     a, b = tim["t_edge0"], tim["t_edge0"] + tim["per_inf"] * t_clk
     m = (t >= a) & (t <= b)
     avg = float(np.trapezoid(i[m], t[m]) / (t[m][-1] - t[m][0]))
-    return {"i_avg_A": avg, "n_flops": pl.n_flops, "t_clk_s": t_clk, "seconds": round(res.wall_s, 1)}
+    # the latency its control gives: from the load strobe's rise to the sample strobe's fall (hold)
+    half = float(deck_vdd(deck)) / 2
+    rise = _crossing(t, p["v(ld)"], half, +1, a - t_clk)
+    fall = _crossing(t, p["v(smp)"], half, -1, rise if rise is not None else a)
+    lat = None if rise is None or fall is None else fall - rise
+    return {"i_avg_A": avg, "n_flops": pl.n_flops, "t_clk_s": t_clk, "latency_s": lat,
+            "seconds": round(res.wall_s, 1)}
+
+
+def deck_vdd(deck: str) -> float:
+    import re
+    m = re.search(r"^Vdd VPWR 0 (\S+)", deck, re.M)
+    return float(m.group(1)) if m else 1.8
+
+
+def _crossing(t: np.ndarray, v: np.ndarray, level: float, sign: int, after: float) -> Optional[float]:
+    """The first instant after `after` at which v crosses `level` upwards (sign +1) or downwards (-1)."""
+    s = sign * (v - level)
+    idx = np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0) & (t[1:] > after))
+    if not len(idx):
+        return None
+    i = idx[0]
+    return float(t[i] + (level - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i]))
 
 
 def waveform_latency(t: np.ndarray, waves: Dict[str, np.ndarray], read_times: Sequence[float],

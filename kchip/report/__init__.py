@@ -154,7 +154,10 @@ def _estimate(res: Dict, root: Path) -> str:
              pct(gap.get("forward_power"))],
             ["idle power (W)", s.get("idle_power_W"), a["idle_power_W"], pct(gap.get("idle_power"))],
             ["energy per inference (J)", s.get("energy_J"), a["energy_J"], pct(gap.get("energy"))],
-            ["latency (s)", lat_sim, d["latency_analytic"]["latency_s"], pct(gap.get("latency"))],
+            ["latency, on the simulated waveforms (s)", lat_sim, d["latency_analytic"]["latency_s"],
+             pct(gap.get("latency"))],
+            ["latency, the sequencer's strobes (transistor level, s)", d.get("latency_sequencer", {}).get("latency_s"),
+             d["windows"]["t_end"], pct(gap.get("latency_sequencer"))],
             ["time per inference (s)", None, d["latency_analytic"]["t_inference_s"], "-"]]
     out = _table(rows, ["", "simulated", "analytic", "analytic - simulated"])
     ar = d["area_cells"]
