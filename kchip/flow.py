@@ -390,6 +390,7 @@ STAGES: Dict[str, Any] = {
     "quantize": stage_quantize,
     "netlist": stage_netlist,
     "simulate": stage_simulate,
+    "sweep": "kchip.sim.sweep:stage_sweep",
     "layout": "kchip.layout.flowstage:stage_layout",
     "drc": "kchip.layout.flowstage:stage_drc",
     "lvs": "kchip.layout.flowstage:stage_lvs",

@@ -17,7 +17,7 @@ from .schema import (FILL, OMIT, REQUIRED, AnyValue, Bool, Choice, Field, File, 
 # the stages each stage needs earlier in the list (the stages, in flow order, are the keys of `_sections()`)
 NEEDS = {"forward": ["model"], "quantize": ["model"], "netlist": ["quantize"], "simulate": ["netlist"],
          "layout": ["netlist"], "drc": ["layout"], "lvs": ["layout"],
-         "estimate": ["quantize"]}
+         "estimate": ["quantize"], "sweep": ["quantize"]}
 CORNERS = ["tt", "ss", "ff", "sf", "fs"]           # the corners of characterization/ (every cell kind)
 DATASETS = ["friedman", "diabetes"]                # kchip.tasks.regression.DATASETS
 SIZES = ["small", "medium", "large"]               # kchip.tasks.regression.SIZES
@@ -124,6 +124,13 @@ def _sections() -> Dict[str, Field]:
                          "merge": Bool(default=True), "op_init": Bool(default=True),
                          "l2_code_surfaces": Bool(default=True), "l2_load_switch": Bool(default=True)},
                         default=FILL),
+        "sweep": Map({
+            "corners": ListOf(Choice(CORNERS), default=list(CORNERS), unique=True, doc="process corners at L2"),
+            "mc_draws": Int(0, 100000, default=20, doc="Monte Carlo mismatch draws at L2 (tt)"),
+            "seed": SEED, "inputs": Int(1, 1000000, default=16, doc="test inputs per point"),
+            "workers": Nullable(Int(1, 1024), default=None, doc="local worker processes (kchip flow --workers "
+                                                                  "overrides; --scheduler sends them to dask)")},
+                     default=FILL),
         "layout": Map({"aspect": Float(0.05, 20.0, default=1.0, doc="floorplan width / height")}, default=FILL),
         "drc": Map({}, default=FILL),
         "lvs": Map({}, default=FILL),
@@ -172,7 +179,7 @@ def _cross_checks(cfg: Dict[str, Any], where: Where) -> None:
     model = cfg["model"]
     has_data = model["source"] == "train" or (model["source"] == "kchip" and "dataset" in model)
     for i, s in enumerate(stages):
-        if s in ("quantize", "simulate", "estimate") and not has_data and "forward" not in stages[:i]:
+        if s in ("quantize", "simulate", "estimate", "sweep") and not has_data and "forward" not in stages[:i]:
             raise where.error(f"stages[{i}]", s, f"needs stage 'forward' earlier in the list (model.source "
                               f"{model['source']!r} has no data set: the forward stage's inputs calibrate and test "
                               f"the chip)")

@@ -13,7 +13,7 @@ from kchip.flow import run_flow
 from test_flow import FLOW
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FIGURES = ["levels", "errors", "bits", "waves", "power", "area"]     # no layout stage in this flow
+FIGURES = ["levels", "errors", "bits", "waves", "mc", "power", "area"]     # no layout stage in this flow
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    flow = dict(FLOW, stages=FLOW["stages"][:-1] + ["estimate", "report"],
-                estimate={"inputs": 1, "points": 2, "sequencer": False})
+    flow = dict(FLOW, stages=FLOW["stages"][:-1] + ["sweep", "estimate", "report"],
+                estimate={"inputs": 1, "points": 2, "sequencer": False}, sweep={"mc_draws": 4, "inputs": 3})
     f = tmp / "flow.yaml"
     f.write_text(yaml.safe_dump(flow))
     res = run_flow(f, tmp / "build")

@@ -46,3 +46,19 @@ def test_a_scheduler_that_does_not_answer_is_a_clear_error():
     with pytest.raises(RunError, match=r"--scheduler tcp://127.0.0.1:9: no dask scheduler answered within 2 s"):
         with pool(scheduler="tcp://127.0.0.1:9", timeout_s=2):
             pass
+
+
+def test_sweep_on_local_processes_and_on_a_dask_cluster(cluster):
+    """The chip-level L2 corner / Monte Carlo sweep (5 corners + 20 draws) on 2 local processes and on the 2-worker
+    LocalCluster: identical outputs."""
+    import numpy as np
+    from kchip.netlist.transistor import transistor_netlist
+    from kchip.sim.sweep import run_sweep
+    from test_netlist_transistor import _stable_spec
+    spec = _stable_spec()
+    _, rep = transistor_netlist(spec)
+    x = np.array([[0.3, -0.2], [-0.4, 0.1]])
+    corners = ["tt", "ss", "ff", "sf", "fs"]
+    a = run_sweep(spec, rep, x, corners, 20, workers=2)
+    b = run_sweep(spec, rep, x, corners, 20, scheduler=cluster)
+    assert len(a) == 25 and all(np.array_equal(p["y"], q["y"]) for p, q in zip(a, b))

@@ -4,10 +4,11 @@
 
 The page holds, where the stages that give them ran: the summary figures, every fidelity level's outputs against
 L0 and their error histograms (simulate: levels.npz), error vs bit width (quantize.sweep_bits), the simulated
-waveforms with the period boundaries (simulate: waves.npz), area / power / latency / energy simulated and analytic
-with the block breakdowns (estimate), the layout render with DRC / LVS (layout, drc, lvs) and the cells' corner
-table. Each figure is an <img id="fig-..."> with a data: URI; a small script records on <body> how many images
-decoded and any script error (data-images, data-images-ok, data-errors), for the headless-browser test.
+waveforms with the period boundaries (simulate: waves.npz), the chip-level corner / Monte Carlo table (sweep),
+area / power / latency / energy simulated and analytic with the block breakdowns (estimate), the layout render
+(layout) and the cells' corner table. Each figure is an <img id="fig-..."> with a data: URI; a small script
+records on <body> how many images decoded and any script error (data-images, data-images-ok, data-errors), for
+the headless-browser test.
 """
 from __future__ import annotations
 
@@ -188,6 +189,27 @@ def _layout(res: Dict, root: Path) -> str:
     return _img("layout", png.read_bytes(), f"layout of {lay['top']}: {lay['area_mm2']:.4g} mm²")
 
 
+def _sweep(res: Dict) -> str:
+    sw = res.get("sweep")
+    if not sw:
+        return "<p class=note>No chip-level sweep in this flow (stage sweep).</p>"
+    metric = "test MSE" if sw["metric"] == "mse" else "L2 - L0 (% FS RMS)"
+    rows = [[p["corner"], p.get("mse"), p["rms_pct_fs_vs_L0"]] for p in sw["points"] if p["draw"] is None]
+    out = (f"<p>The chip at L2 (the cells' characterized surrogates in the ODE, the transistor chip's codes) on "
+           f"{sw['inputs']} test inputs: {metric} at each process corner, and over Monte Carlo mismatch draws "
+           f"(tt; per cell gain sigma {sw['sigmas']['gain']:.3g}, input offset sigma "
+           f"{1e3 * sw['sigmas']['offset_V']:.3g} mV).</p>"
+           + _table(rows, ["corner", "test MSE", "L2 - L0 (% FS RMS)"]))
+    mc = sw.get("monte_carlo")
+    if mc:
+        out += _table([[mc["draws"], mc["mean"], mc["std"], mc["min"], mc["max"]]],
+                      ["Monte Carlo draws", "mean", "std", "min", "max"])
+        vals = [p[sw["metric"]] for p in sw["points"] if p["draw"] is not None]
+        out += _img("mc", plots.histogram(vals, metric, f"{metric} over {len(vals)} mismatch draws"),
+                    "Monte Carlo distribution")
+    return out
+
+
 def _corners(res: Dict) -> str:
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_table_path
     law = res.get("model", {}).get("law")
@@ -203,8 +225,7 @@ def _corners(res: Dict) -> str:
             sup = float(np.median(list(sup.values()))) if isinstance(sup, dict) else None
             bw = m.get("bandwidth_Hz", m.get("bandwidth_theta1_Hz"))
             rows.append([c, m.get("i_fs_A"), m.get("max_dev_pct_fs"), bw if isinstance(bw, float) else None, sup])
-    return (f"<p>The {kind} cell at each process corner (characterization tables, 27 °C). Chip-level corner and "
-            f"Monte Carlo sweeps are not part of this flow.</p>"
+    return (f"<p>The {kind} cell at each process corner (characterization tables, 27 °C).</p>"
             + _table(rows, ["corner", "full-scale current (A)", "max law deviation (% FS)", "bandwidth (Hz)",
                             "supply per cell, median (A)"]))
 
@@ -221,8 +242,9 @@ def write_report(results: Dict[str, Any], root: Path, out: Path, name: str, html
     parts = [f"<h1>kchip report: {html.escape(name)}</h1>", "<h2>Summary</h2>", _summary(results),
              _stages(results, seconds or {}), "<h2>Accuracy: every level against L0</h2>", _accuracy(results, root),
              "<h2>Error vs bit width</h2>", _bits(results), "<h2>Waveforms</h2>", _waves(results, root, periods),
+             "<h2>Corners and Monte Carlo (chip, L2)</h2>", _sweep(results),
              "<h2>Area, power, latency, energy</h2>", _estimate(results, root), "<h2>Layout</h2>",
-             _layout(results, root), "<h2>Corners</h2>", _corners(results)]
+             _layout(results, root), "<h2>The cell at each corner</h2>", _corners(results)]
     page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>kchip report: {html.escape(name)}"
             f"</title><style>{_CSS}</style></head><body>{''.join(parts)}{_SCRIPT}</body></html>\n")
     write_text(out / "report.html", page)

@@ -127,3 +127,14 @@ def breakdown(blocks: Dict[str, float], title: str, unit: str, scale: float = 1.
     ax.set_title(title)
     ax.set_xlim(0, max(vals or [1]) * 1.25 or 1)
     return _png(fig)
+
+
+def histogram(values: Sequence[float], xlabel: str, title: str) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    ax.hist(values, bins=min(20, max(5, len(values) // 2)), color="tab:purple", alpha=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("draws")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _png(fig)

@@ -139,7 +139,8 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                     surrogates: Optional[Mapping[str, object]] = None, dtype=torch.float64,
                     s_side: Optional[bool] = None, lag: Optional[bool] = None,
                     code_surfaces: Optional[Mapping[str, object]] = None,
-                    load_switch: Optional[tuple] = None) -> KirchhoffNet:
+                    load_switch: Optional[tuple] = None,
+                    mismatch: Optional[Mapping[int, tuple]] = None) -> KirchhoffNet:
     """The L2 model of the transistor-level chip built from `spec` with the netlister's report `rep`: cell
     surrogates of `corner` (default: the report's) inside the ODE. `surrogates` {cell kind: surrogate}
     overrides the registry (e.g. `CodeLaw` for the check against the per-code model).
@@ -154,7 +155,10 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
     table grid) added, and with s_side its triple's own i_s - i_d instead of the mean surface.
     load_switch: (node voltages V, R_on Ohm) of the chip's load / reset gate (`kchip.cells.switch_char`): a forward
     run starts from the loaded state shifted by R_on(v) C / tau times the first period's currents (its cells are
-    on during the load phase, `SurrogatePeriod.start`)."""
+    on during the load phase, `SurrogatePeriod.start`).
+    mismatch: {period index: (gain (E,), offset_s (E,), offset_d (E,))}: one Monte Carlo draw of the cells'
+    mismatch (`kchip.sim.sweep.mismatch_draw`): each edge's current is gain x the surrogate's at its inputs
+    shifted by the offsets (SW units)."""
     from kchip.hw.limits import load_limits
     from kchip.netlist.transistor import SUPPORTED_LAWS, cell_level_spec
     from kchip.quantize.core import realized_model
@@ -193,6 +197,8 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
             if kind not in deltas:
                 deltas[kind] = s_side_delta(kind, corner)
             fn, both = _with_s_side(fn, deltas[kind], i_u, v_u, v_cm), True
+        if mismatch and per.index in mismatch:
+            fn = _with_mismatch(fn, *mismatch[per.index], both)
         lag_sw = _lag_sw(kind, lim.cell_lag_s, rep["tau_s"]) if dynamic(kind, lag) else 0.0
         periods.append(SurrogatePeriod(bp, fn, codes, where=f"periods[{per.index}]", both=both,
                                        on=torch.tensor(on, dtype=torch.float64), lag=lag_sw))
@@ -204,6 +210,17 @@ def surrogate_model(spec: ChipSpec, rep: Mapping, corner: Optional[str] = None,
                                   lag="pdk" if lag is None else bool(lag), lag_sw=[p.lag for p in periods],
                                   cells={k: type(v).__name__ for k, v in cache.items()},
                                   code_surfaces=sorted(code_surfaces or {}), load_switch=load_switch is not None))
+
+
+def _with_mismatch(fn: Callable, gain, off_s, off_d, both: bool) -> Callable:
+    g, a, b = (torch.as_tensor(np.asarray(v), dtype=torch.float64) for v in (gain, off_s, off_d))
+
+    def drawn(codes, vs, vd):
+        shape = (-1,) + (1,) * (vs.dim() - 1)          # per edge, broadcast over the batch
+        out = fn(codes, vs + a.to(vs.dtype).reshape(shape), vd + b.to(vd.dtype).reshape(shape))
+        k = g.to(vs.dtype).reshape(shape)
+        return (out[0] * k, out[1] * k) if both else out * k
+    return drawn
 
 
 def chip_code_surfaces(spec: ChipSpec, rep: Mapping, kinds=None, corner: Optional[str] = None, jobs: int = 2,
