@@ -128,6 +128,8 @@ def _sections() -> Dict[str, Field]:
             "corners": ListOf(Choice(CORNERS), default=list(CORNERS), unique=True, doc="process corners at L2"),
             "mc_draws": Int(0, 100000, default=20, doc="Monte Carlo mismatch draws at L2 (tt)"),
             "seed": SEED, "inputs": Int(1, 1000000, default=16, doc="test inputs per point"),
+            "transistor_max_cells": Int(0, 1000000, default=40, doc="chips of at most this many cells: every "
+                                        "point in ngspice at the transistor level too"),
             "workers": Nullable(Int(1, 1024), default=None, doc="local worker processes (kchip flow --workers "
                                                                   "overrides; --scheduler sends them to dask)")},
                      default=FILL),

@@ -53,3 +53,22 @@ def test_sweep_on_processes_equals_the_direct_points(chip):
     assert [(p["corner"], p["draw"]) for p in pts] == [("tt", None), ("ff", None), ("tt", 7), ("tt", 8), ("tt", 9)]
     for p in pts:
         assert np.array_equal(p["y"], _point(spec.to_json(), rep, X, p["corner"], p["draw"]))
+
+
+def test_transistor_points_of_a_small_chip(chip, tmp_path):
+    """The 5-cell chip in ngspice: at tt it follows its L2 model, at ss with tt's codes it moves as L2 at ss does;
+    a mismatch draw (tt_mm) is reproducible from its seed, differs from another draw and from the nominal chip."""
+    spec, rep = chip
+    x = X[:1]
+    pts = run_sweep(spec, rep, x, ["tt", "ss"], 2, seed=0, workers=2, transistor=tmp_path)
+    tr = {(p["corner"], p["draw"]): p["y"] for p in pts if p["level"] == "transistor"}
+    l2 = {(p["corner"], p["draw"]): p["y"] for p in pts if p["level"] == "L2"}
+    assert len(tr) == len(l2) == 4
+    for c in ("tt", "ss"):
+        assert np.abs(tr[(c, None)] - l2[(c, None)]).max() < 0.03, c          # chip within 0.03 SW of L2
+    shift_tr, shift_l2 = tr[("ss", None)] - tr[("tt", None)], l2[("ss", None)] - l2[("tt", None)]
+    assert np.sign(shift_tr) == np.sign(shift_l2)
+    from kchip.sim.sweep import _transistor_point
+    again = _transistor_point(spec.to_json(), x, "tt", 0, str(tmp_path / "again"))
+    assert np.array_equal(again, tr[("tt", 0)])
+    assert not np.array_equal(tr[("tt", 0)], tr[("tt", 1)]) and not np.array_equal(tr[("tt", 0)], tr[("tt", None)])

@@ -38,11 +38,13 @@ def spec_digest(spec: ChipSpec) -> str:
 
 
 def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", report: Dict = None,
-                  control: str = None) -> str:
+                  control: str = None, codes_corner: str = None) -> str:
     """The deck text; for level `transistor`, `report` (a dict, if given) receives the cell realization.
     `control` (transistor level; default `sequencer`): `sequencer` puts the standard-cell sequencer in the deck
     (top subcircuit `kchip_chip`: clock, start, reset in; the testbench drives only those), `ideal` leaves the
-    control to the testbench's sources (`kchip_core` only, as at the ideal level)."""
+    control to the testbench's sources (`kchip_core` only, as at the ideal level). `codes_corner` (transistor
+    level): the corner whose code tables choose the cells' codes (default: `corner`), e.g. the tt chip's codes
+    with the ss models, as a corner sweep of one chip needs."""
     if level not in LEVELS:
         raise ValueError(f"level: {level!r} is not available; available levels: {', '.join(LEVELS)}")
     control = control or ("sequencer" if level == "transistor" else "ideal")
@@ -55,7 +57,12 @@ def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", repo
         from .transistor import LOGIC_HIGH, core_ports as tr_ports, transistor_netlist
         from .sequencer import CELLS, chip_top
         seq = control == "sequencer"
-        body, rep = transistor_netlist(spec, corner=corner, stdcells=CELLS if seq else ())
+        table = None
+        if codes_corner and codes_corner != corner:
+            from kchip.cells.tables import CodeTable
+            from .transistor import cell_table_path, chip_cell_kind
+            table = CodeTable.from_json(cell_table_path(chip_cell_kind(spec), codes_corner))
+        body, rep = transistor_netlist(spec, corner=corner, table=table, stdcells=CELLS if seq else ())
         core = tr_ports(spec)
         meta.update(ports=core, control=control)
         if seq:

@@ -194,17 +194,22 @@ def _sweep(res: Dict) -> str:
     if not sw:
         return "<p class=note>No chip-level sweep in this flow (stage sweep).</p>"
     metric = "test MSE" if sw["metric"] == "mse" else "L2 - L0 (% FS RMS)"
-    rows = [[p["corner"], p.get("mse"), p["rms_pct_fs_vs_L0"]] for p in sw["points"] if p["draw"] is None]
+    tr = {p["corner"]: p for p in sw["points"] if p.get("level") == "transistor" and p["draw"] is None}
+    rows = [[p["corner"], p.get("mse"), p["rms_pct_fs_vs_L0"], tr[p["corner"]].get("mse") if tr else "-",
+             tr[p["corner"]]["rms_pct_fs_vs_L2"] if tr else "-"]
+            for p in sw["points"] if p["draw"] is None and p.get("level", "L2") == "L2"]
     out = (f"<p>The chip at L2 (the cells' characterized surrogates in the ODE, the transistor chip's codes) on "
            f"{sw['inputs']} test inputs: {metric} at each process corner, and over Monte Carlo mismatch draws "
            f"(tt; per cell gain sigma {sw['sigmas']['gain']:.3g}, input offset sigma "
            f"{1e3 * sw['sigmas']['offset_V']:.3g} mV).</p>"
-           + _table(rows, ["corner", "test MSE", "L2 - L0 (% FS RMS)"]))
-    mc = sw.get("monte_carlo")
-    if mc:
-        out += _table([[mc["draws"], mc["mean"], mc["std"], mc["min"], mc["max"]]],
-                      ["Monte Carlo draws", "mean", "std", "min", "max"])
-        vals = [p[sw["metric"]] for p in sw["points"] if p["draw"] is not None]
+           + _table(rows, ["corner", "test MSE (L2)", "L2 - L0 (% FS RMS)", "test MSE (transistor)",
+                           "transistor - L2 (% FS RMS)"])
+           + f"<p class=note>Transistor level: {html.escape(sw.get('transistor', '-'))}.</p>")
+    mcs = [(lvl, sw.get(k)) for lvl, k in (("L2", "monte_carlo"), ("transistor", "monte_carlo_transistor"))]
+    mc_rows = [[lvl, m["draws"], m["mean"], m["std"], m["min"], m["max"]] for lvl, m in mcs if m]
+    if mc_rows:
+        out += _table(mc_rows, ["Monte Carlo", "draws", "mean", "std", "min", "max"])
+        vals = [p[sw["metric"]] for p in sw["points"] if p["draw"] is not None and p.get("level", "L2") == "L2"]
         out += _img("mc", plots.histogram(vals, metric, f"{metric} over {len(vals)} mismatch draws"),
                     "Monte Carlo distribution")
     return out

@@ -176,7 +176,8 @@ OP_ALLOWANCE_S = {"transistor": 3600.0, "ideal": 0.0}
 
 
 def _run_chunk(args) -> Dict:
-    deck_path, spec_json, x, direction, waves, keep, per_input, threads, op_init = args
+    deck_path, spec_json, x, direction, waves, keep, per_input, threads, op_init, *rest = args
+    seed = rest[0] if rest else 1                # ngspice's random seed (the mismatch draws of an _mm corner)
     spec = ChipSpec.from_json(spec_json)
     tb = testbench(Path(deck_path), spec, x, direction, waves)
     deck, init_info = tb.deck, None
@@ -199,7 +200,7 @@ def _run_chunk(args) -> Dict:
         timeout = DEFAULT_TIMEOUT_PER_INPUT_S["ideal"]
     timeout += OP_ALLOWANCE_S.get(tb.level, 0.0)
     res = run_deck(deck, cell="chip", point=f"{direction} inferences", keep=keep, timeout=timeout,
-                   threads=threads)
+                   threads=threads, seed=seed)
     plot = res.plots[0]
     t = plot["time"] if "time" in plot.vectors else plot.vectors[next(iter(plot.vectors))]
     out = np.stack([np.interp(tb.read_times, t, plot[f"v(out_{j})"]) for j in tb.outputs], axis=1)
