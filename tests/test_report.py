@@ -72,3 +72,17 @@ def test_report_html_in_headless_chromium(built, tmp_path):
     assert attrs["errors"] == "0"
     console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
     assert not [ln for ln in console if "error" in ln.lower() or "uncaught" in ln.lower()], console
+
+
+def test_report_shows_the_layout_and_its_checks(tmp_path):
+    """A transistor-level flow with layout, drc and lvs: the page holds the layout render and says DRC clean /
+    LVS match."""
+    flow = dict(FLOW, stages=["model", "forward", "quantize", "netlist", "layout", "drc", "lvs", "report"],
+                netlist={"level": "transistor", "control": "ideal"})
+    f = tmp_path / "flow.yaml"
+    f.write_text(yaml.safe_dump(flow))
+    res = run_flow(f, tmp_path / "build")
+    assert res["drc"]["clean"] and res["lvs"]["match"]
+    html = (tmp_path / "build" / "tiny" / res["report"]["html"]).read_text()
+    assert 'id="fig-layout"' in html
+    assert "<td>DRC</td><td>clean</td>" in html and "<td>LVS</td><td>match</td>" in html

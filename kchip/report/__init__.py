@@ -92,11 +92,12 @@ def _summary(res: Dict[str, Any]) -> str:
             rows.append(["power (simulated)", _fmt(e["power_W"], "W")])
             rows.append(["energy per inference (simulated)", _fmt(e["energy_J"], "J")])
         rows.append(["software forward, per sample (this CPU)", _fmt(e["sw_s_per_sample"], "s")])
-    for st in ("drc", "lvs"):
-        if st in res:
-            r = res[st]
-            rows.append([st.upper(), "clean" if r.get("clean", r.get("match")) else
-                         f"{r.get('violations', r.get('mismatches'))}"])
+    if "drc" in res:
+        r = res["drc"]
+        rows.append(["DRC", "clean" if r["clean"] else f"{r['violations']} violations: {_fmt(r['failing'])}"])
+    if "lvs" in res:
+        r = res["lvs"]
+        rows.append(["LVS", "match" if r["match"] else f"mismatch: {_fmt(r['mismatches'][:5])}"])
     return _table(rows, ["", "figure"])
 
 
