@@ -31,8 +31,8 @@ from kchip.netlist import read_header
 from kchip.quantize.chipspec import ChipSpec
 from kchip.sim.merge import core_lines
 from kchip.sim.ngspice import run_deck, run_parallel
-from kchip.sim.opinit import CELL_OPTIONS, _TIGHT, _call, _checked, _core_path, _flat_name, _node_voltages, \
-    _subckts
+from kchip.sim.opinit import _TIGHT, _call, _checked, _core_path, _flat_name, _node_voltages, _subckts, \
+    lone_cell_ops
 
 State = Tuple[Optional[int], Dict[int, float]]      # (enabled period or None, node index -> V)
 
@@ -100,17 +100,9 @@ def _skeleton_states(deck: Path, head: Dict, spec: ChipSpec, states: Sequence[St
 def _cell_currents(deck: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
                    timeout: float) -> List[Tuple[float, float]]:
     """Step 2: (current from the vdd pin, from the vcm pin) of a lone `cell` at each pin-voltage vector."""
-    lines = [f"* kchip estimate: lone {cell} at {len(vectors)} pin-voltage vectors", f".include {deck}",
-             CELL_OPTIONS, *[f"Vp_{p} p_{p} 0 {vectors[0][i]!r}" for i, p in enumerate(pins)],
-             "X1 " + " ".join(f"p_{p}" for p in pins) + f" {cell}", ".control", "set filetype=binary"]
-    for k, vec in enumerate(vectors):
-        lines += [f"alter vp_{p} dc = {vec[i]!r}" for i, p in enumerate(pins) if k and vectors[k - 1][i] != vec[i]]
-        lines += ["op", "write {RAW}", "set appendwrite"]
-    lines += ["quit", ".endc", ".end"]
-    res = _checked(run_deck("\n".join(lines) + "\n", cell=cell, point=f"{len(vectors)} pinned operating points",
-                            keep=wd, timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}")
+    plots = lone_cell_ops(deck, cell, pins, vectors, wd, timeout, "pinned operating points")
     pick = lambda pl, p: -float(pl[f"i(vp_{p})"][0]) if p in pins else 0.0
-    return [(pick(pl, "vdd"), pick(pl, "vcm")) for pl in res.plots]
+    return [(pick(pl, "vdd"), pick(pl, "vcm")) for pl in plots]
 
 
 def pinned_supply(deck, spec: ChipSpec, states: Sequence[State], jobs: int = 1, timeout: float = 1800.0,

@@ -134,20 +134,28 @@ def _skeleton(tb: str, chip_path: Path, chip: str, core: str, wd: Path, timeout:
     return _node_voltages(res.plots[0])
 
 
-def _cell_states(chip_path: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
-                 timeout: float) -> List[Dict[str, float]]:
-    """Step 2: the internal node voltages of a lone `cell` (pins `pins`) for each pin-voltage vector, in one
-    ngspice run."""
-    deck = [f"* kchip opinit: lone {cell} at {len(vectors)} pin-voltage vectors", f".include {chip_path}",
+def lone_cell_ops(chip_path: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
+                  timeout: float, what: str = "operating points"):
+    """The operating-point plots of a lone `cell` (subcircuit of the deck `chip_path`, pins `pins`, each on an
+    ideal source `Vp_<pin>`) at each pin-voltage vector, in one ngspice run (`alter`, `op`); kept in `wd`. A
+    search that fell back past a failed step is an error (`_checked`)."""
+    deck = [f"* kchip: lone {cell} at {len(vectors)} pin-voltage vectors", f".include {chip_path}",
             CELL_OPTIONS, *[f"Vp_{p} p_{p} 0 {vectors[0][i]!r}" for i, p in enumerate(pins)],
             "X1 " + " ".join(f"p_{p}" for p in pins) + f" {cell}", ".control", "set filetype=binary"]
     for k, vec in enumerate(vectors):
         deck += [f"alter vp_{p} dc = {vec[i]!r}" for i, p in enumerate(pins) if k and vectors[k - 1][i] != vec[i]]
         deck += ["op", "write {RAW}", "set appendwrite"]
     deck += ["quit", ".endc", ".end"]
-    res = _checked(run_deck("\n".join(deck) + "\n", cell=cell, point=f"{len(vectors)} operating points at t = 0",
-                            keep=wd / cell, timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}")
-    return [_node_voltages(pl, "x1.") for pl in res.plots]
+    return _checked(run_deck("\n".join(deck) + "\n", cell=cell, point=f"{len(vectors)} {what}", keep=wd,
+                             timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}").plots
+
+
+def _cell_states(chip_path: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
+                 timeout: float) -> List[Dict[str, float]]:
+    """Step 2: the internal node voltages of a lone `cell` (pins `pins`) for each pin-voltage vector, in one
+    ngspice run."""
+    plots = lone_cell_ops(chip_path, cell, pins, vectors, wd / cell, timeout, "operating points at t = 0")
+    return [_node_voltages(pl, "x1.") for pl in plots]
 
 
 def _group_cells(cells: List[List[str]], path, volts: Dict[str, float]) -> Dict[str, Dict[Tuple, List[str]]]:
