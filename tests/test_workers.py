@@ -62,3 +62,16 @@ def test_sweep_on_local_processes_and_on_a_dask_cluster(cluster):
     a = run_sweep(spec, rep, x, corners, 20, workers=2)
     b = run_sweep(spec, rep, x, corners, 20, scheduler=cluster)
     assert len(a) == 25 and all(np.array_equal(p["y"], q["y"]) for p, q in zip(a, b))
+
+
+def test_characterization_decks_on_the_cluster(cluster):
+    """run_decks (the characterization's parallel decks: `kchip characterize --scheduler`) on the LocalCluster and
+    in local processes: the same plots, Monte Carlo seeds included (deck k gets seed 1 + k either way)."""
+    import numpy as np
+    from kchip.sim.ngspice import run_decks
+    decks = [f"* rc {k}\nV1 a 0 1\nR1 a b {1 + k}k\nR2 b 0 {{agauss(1000, 100, 1)}}\n.op\n.end\n" for k in range(3)]
+    a = run_decks(decks, jobs=2)
+    b = run_decks(decks, jobs=2, scheduler=cluster)
+    for x, y in zip(a, b):
+        assert np.array_equal(x.plots[0]["v(b)"], y.plots[0]["v(b)"])
+    assert len({float(r.plots[0]["v(b)"][0]) for r in a}) == 3

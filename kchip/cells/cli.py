@@ -15,6 +15,9 @@ def _add(p):
     p.add_argument("--reanalyze", action="store_true", help="recompute fits/plots from saved tables, no SPICE")
     p.add_argument("--jobs", type=int_in(1, 1024), default=2, help="ngspice processes side by side (default 2)")
     p.add_argument("--pdk", default="sky130")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the characterization decks on this dask.distributed cluster (its workers must see "
+                        "the same paths)")
 
 
 def _run(args) -> int:
@@ -23,6 +26,9 @@ def _run(args) -> int:
     from ..pdk import load_pdk
     from .characterize import KINDS, characterize, reanalyze
     pdk = load_pdk(args.pdk)
+    if args.scheduler:                 # every run_decks of the characterization goes to the cluster
+        import os
+        os.environ["KCHIP_SCHEDULER"] = args.scheduler
     cells = [c.strip() for c in args.cell.split(",") if c.strip()]
     corners = [c.strip() for c in args.corner.split(",") if c.strip()]
     for c in cells:

@@ -331,11 +331,25 @@ def run_parallel(tasks: Sequence, jobs: int) -> List:
     return [f.result() for f in futs]
 
 
-def run_decks(decks: Sequence[str], jobs: Optional[int] = None, **kw) -> List[SimResult]:
+def run_decks(decks: Sequence[str], jobs: Optional[int] = None, scheduler: Optional[str] = None,
+              **kw) -> List[SimResult]:
     """Run independent decks in parallel ngspice processes (one per core by default; KCHIP_JOBS overrides),
     results in the order of `decks`. Every keyword goes to `run_deck`; deck k gets the random seed `seed` + k
-    (default seed 1), so Monte Carlo copies split over several decks draw independently and reproducibly."""
+    (default seed 1), so Monte Carlo copies split over several decks draw independently and reproducibly.
+    `scheduler` (default: the KCHIP_SCHEDULER environment variable, which `kchip characterize --scheduler` sets):
+    run them on that dask.distributed cluster instead (`kchip.sim.workers`; the decks' include files must be at
+    the same paths there)."""
     jobs = jobs or int(os.environ.get("KCHIP_JOBS", 0)) or os.cpu_count() or 1
     seed = kw.pop("seed", 1)
-    return run_parallel([lambda d=d, k=k: run_deck(d, seed=None if seed is None else seed + k, **kw)
-                         for k, d in enumerate(decks)], jobs)
+    seeds = [None if seed is None else seed + k for k in range(len(decks))]
+    scheduler = scheduler or os.environ.get("KCHIP_SCHEDULER") or None
+    if scheduler and len(decks) > 1:
+        from .workers import pool
+        with pool(scheduler=scheduler) as ex:
+            futs = [ex.submit(run_deck, d, seed=sd, **kw) for d, sd in zip(decks, seeds)]
+            errs = [f.exception() for f in futs]
+        for e in errs:
+            if e is not None:
+                raise e
+        return [f.result() for f in futs]
+    return run_parallel([lambda d=d, sd=sd: run_deck(d, seed=sd, **kw) for d, sd in zip(decks, seeds)], jobs)
