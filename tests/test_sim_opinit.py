@@ -6,7 +6,8 @@ import shutil
 import pytest
 
 from kchip.sim.ngspice import run_deck
-from kchip.sim.opinit import _core_path, _flat_name, _subckts, initial_state, pulls
+from kchip.sim.hierarchy import core_path, flat_name, subckts
+from kchip.sim.opinit import initial_state, pulls
 
 # two hierarchy levels with renamed ports (the core's dirp is the chip's dir), a scaled cell copy, a capacitor
 # subcircuit defined inside the core (as kchip's netlists do), cells that do not load the chip's nets (a VCVS
@@ -57,17 +58,17 @@ def _tb(chip_path, analysis=".tran 0.1n 20n"):
 
 
 def test_hierarchy_names_follow_ngspice_flattening():
-    subs = _subckts(CHIP)
+    subs = subckts(CHIP)
     assert subs["kchip_core"][0] == ["vdd", "vcm", "dirp", "en_0", "n1"]
     assert [t[0] for t in subs["kchip_core"][1]] == ["XB", "XC1", "X_p0_e0_n0_n1", "X_p0_e1_n1_n0"]
-    path = _core_path(_tb("chip.spice"), subs, "kchip_core")
+    path = core_path(_tb("chip.spice"), subs, "kchip_core")
     assert [p[0] for p in path] == ["Xchip", "Xcore"]
-    assert _flat_name(path, "vb") == "xchip.xcore.vb"          # internal to the core
-    assert _flat_name(path, "dirp") == "dir"                   # core port -> chip port -> testbench net
-    assert _flat_name(path, "n1") == "n1"
-    assert _flat_name(path, "0") is None
+    assert flat_name(path, "vb") == "xchip.xcore.vb"          # internal to the core
+    assert flat_name(path, "dirp") == "dir"                   # core port -> chip port -> testbench net
+    assert flat_name(path, "n1") == "n1"
+    assert flat_name(path, "0") is None
     with pytest.raises(ValueError, match="does not instantiate subcircuit 'kchip_core'"):
-        _core_path("* tb\nVdd vdd 0 1\n.end\n", subs, "kchip_core")
+        core_path("* tb\nVdd vdd 0 1\n.end\n", subs, "kchip_core")
 
 
 ngspice = pytest.mark.skipif(shutil.which("ngspice") is None, reason="ngspice not installed")
@@ -126,9 +127,9 @@ def test_a_net_only_cells_reach_is_named(tmp_path):
 
 def test_a_search_that_fell_back_is_no_state():
     from kchip.sim.ngspice import ConvergenceError, SimResult
-    from kchip.sim.opinit import _checked
+    from kchip.sim.opinit import require_converged
     ok = SimResult([], "", 0.1)
-    assert _checked(ok, "x") is ok
+    assert require_converged(ok, "x") is ok
     with pytest.raises(ConvergenceError, match=r"operating point of a lone kc_cell was not found by Newton or "
                                                r"source stepping \(Warning: source stepping failed\)"):
-        _checked(SimResult([], "", 0.1, extra={"op_search": "Warning: source stepping failed"}), "a lone kc_cell")
+        require_converged(SimResult([], "", 0.1, extra={"op_search": "Warning: source stepping failed"}), "a lone kc_cell")

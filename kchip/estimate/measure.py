@@ -31,8 +31,8 @@ from kchip.netlist import read_header
 from kchip.quantize.chipspec import ChipSpec
 from kchip.sim.merge import core_lines
 from kchip.sim.ngspice import run_deck, run_parallel
-from kchip.sim.opinit import _TIGHT, _call, _checked, _core_path, _flat_name, _node_voltages, _subckts, \
-    lone_cell_ops
+from kchip.sim.hierarchy import core_path, flat_name, instance_call, node_voltages, subckts
+from kchip.sim.opinit import TIGHT_OPTIONS, lone_cell_ops, require_converged
 
 State = Tuple[Optional[int], Dict[int, float]]      # (enabled period or None, node index -> V)
 
@@ -87,14 +87,14 @@ def _skeleton_states(deck: Path, head: Dict, spec: ChipSpec, states: Sequence[St
     skel = wd / "skeleton.spice"
     skel.write_text("\n".join(ln for ln, _, cell in core_lines(chip, "kchip_core") if not cell) + "\n")
     hi = float(head.get("logic_high", 1.8))
-    lines = _testbench(skel, head, spec, states[0]) + [_TIGHT, ".control", "set filetype=binary"]
+    lines = _testbench(skel, head, spec, states[0]) + [TIGHT_OPTIONS, ".control", "set filetype=binary"]
     for k, st in enumerate(states):
         lines += (_alters(spec, states[k - 1], st, hi) if k else []) + ["op", "write {RAW}", "set appendwrite"]
     lines += ["quit", ".endc", ".end"]
-    res = _checked(run_deck("\n".join(lines) + "\n", cell="chip skeleton (no edge cells)",
+    res = require_converged(run_deck("\n".join(lines) + "\n", cell="chip skeleton (no edge cells)",
                             point=f"{len(states)} pinned states", keep=wd / "skeleton", timeout=timeout,
                             expect_points=[1] * len(states)), "the chip skeleton")
-    return [(-float(pl["i(vvdd)"][0]), -float(pl["i(vvcm)"][0]), _node_voltages(pl)) for pl in res.plots]
+    return [(-float(pl["i(vvdd)"][0]), -float(pl["i(vvcm)"][0]), node_voltages(pl)) for pl in res.plots]
 
 
 def _cell_currents(deck: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
@@ -117,22 +117,22 @@ def pinned_supply(deck, spec: ChipSpec, states: Sequence[State], jobs: int = 1, 
                          f"(kchip netlist --level transistor --control ideal)")
     t0 = time.perf_counter()
     chip = deck.read_text()
-    subs = _subckts(chip)
+    subs = subckts(chip)
     cells = [tok for _, tok, cell in core_lines(chip, "kchip_core") if cell]
     with tempfile.TemporaryDirectory(prefix="kchip_estimate_") as tmp:
         wd = Path(keep).resolve() if keep is not None else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
         skel = _skeleton_states(deck, head, spec, states, wd, timeout)
         tb = "\n".join(_testbench(deck, head, spec, states[0]))
-        path = _core_path(tb, subs, "kchip_core")
+        path = core_path(tb, subs, "kchip_core")
         # per subcircuit: the distinct pin-voltage vectors, and per state the vector of each instance
         vecs: Dict[str, Dict[Tuple, int]] = {}
         uses: List[List[Tuple[str, Tuple]]] = []
         for _, _, volts in skel:
             row = []
             for tok in cells:
-                nets, sub = _call(tok)
-                vec = tuple(0.0 if (nm := _flat_name(path, n)) is None else round(volts[nm], 7) for n in nets)
+                nets, sub = instance_call(tok)
+                vec = tuple(0.0 if (nm := flat_name(path, n)) is None else round(volts[nm], 7) for n in nets)
                 vecs.setdefault(sub, {}).setdefault(vec, len(vecs[sub]))
                 row.append((sub, vec))
             uses.append(row)

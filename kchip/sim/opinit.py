@@ -28,89 +28,19 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .hierarchy import core_path, flat_name, instance_call, node_voltages, subckts
 from .merge import core_lines
 from .ngspice import ConvergenceError, run_deck, run_parallel
 
 # a lone cell's operating point: source stepping (direct Newton fails on a session-12 tanh_lin cell), tighter
 # than the chip's own tolerances (reltol 1e-3 lets a node stop 0.4 mV off) so the pulls start where the chip is
 # (reltol 1e-6 / abstol 1e-15 made a lone cell's source stepping fail, and ngspice's fallback, a transient
-# ramp, then stopped with vbl at 0.03 V instead of 0.41 V: a failed search step is an error here, see _checked)
-_TIGHT = ".options reltol=1e-5 abstol=1e-14 vntol=1e-8"
-CELL_OPTIONS = f"{_TIGHT} gmin=1e-12 noopiter gminsteps=0"
+# ramp, then stopped with vbl at 0.03 V instead of 0.41 V: a failed search step is an error here, see require_converged)
+TIGHT_OPTIONS = ".options reltol=1e-5 abstol=1e-14 vntol=1e-8"
+CELL_OPTIONS = f"{TIGHT_OPTIONS} gmin=1e-12 noopiter gminsteps=0"
 
 
-def _subckts(text: str) -> Dict[str, Tuple[List[str], List[List[str]]]]:
-    """{name: (pins, instance lines (tokens) in its body)} of every `.subckt` of a deck."""
-    out: Dict[str, Tuple[List[str], List[List[str]]]] = {}
-    stack: List[str] = []                   # kchip_core defines its capacitor subcircuits inside its body
-    for ln in text.splitlines():
-        tok = ln.split()
-        if not tok:
-            continue
-        low = tok[0].lower()
-        if low == ".subckt":
-            stack.append(tok[1])
-            out[tok[1]] = ([t for t in tok[2:] if "=" not in t], [])
-        elif low == ".ends":
-            stack.pop()
-        elif stack and low.startswith("x"):
-            out[stack[-1]][1].append(tok)
-    return out
-
-
-def _call(tok: List[str]) -> Tuple[List[str], str]:
-    """(nets, subcircuit) of an instance line."""
-    plain = [t for t in tok[1:] if "=" not in t]
-    return plain[:-1], plain[-1]
-
-
-def _core_path(tb: str, subs: Dict, core: str) -> List[Tuple[str, List[str], List[str]]]:
-    """[(instance name, its nets in the caller, the callee's pins)] from the top of the testbench to `core`."""
-    def search(lines: List[List[str]]) -> Optional[List]:
-        for tok in lines:
-            nets, name = _call(tok)
-            if name not in subs:
-                continue
-            here = (tok[0], nets, subs[name][0])
-            if name == core:
-                return [here]
-            below = search(subs[name][1])
-            if below is not None:
-                return [here] + below
-        return None
-    top = [ln.split() for ln in tb.splitlines() if ln[:1] in "xX"]
-    path = search(top)
-    if path is None:
-        raise ValueError(f"opinit: the testbench does not instantiate subcircuit {core!r}")
-    return path
-
-
-def _flat_name(path: List[Tuple[str, List[str], List[str]]], net: str) -> Optional[str]:
-    """ngspice's flat name of net `net` of the innermost subcircuit of `path` (None: ground)."""
-    for depth in range(len(path) - 1, -1, -1):
-        if net == "0":
-            return None
-        _, nets, pins = path[depth]
-        if net not in pins:
-            return ".".join([p[0] for p in path[:depth + 1]] + [net]).lower()
-        net = nets[pins.index(net)]
-    return None if net == "0" else net.lower()
-
-
-def _node_voltages(plot, prefix: str = "") -> Dict[str, float]:
-    """{node: V} of an operating-point plot: node voltages only (no branch currents, no device-internal nodes),
-    names without `v(...)` and without `prefix`."""
-    out = {}
-    for k, a in plot.vectors.items():
-        m = re.fullmatch(r"v\((.+)\)", k)
-        name = m.group(1) if m else k
-        if k.startswith("i(") or "#" in name or name.startswith("m.") or not name.startswith(prefix):
-            continue
-        out[name[len(prefix):]] = float(a[0])
-    return out
-
-
-def _checked(res, what: str):
+def require_converged(res, what: str):
     """A run whose operating-point search fell back past a failed step may end on ngspice's transient ramp,
     which stops wherever its time runs out (measured: a lone tanh_lin cell's vbl at 0.03 V instead of 0.41 V),
     not at the point: no initial state from it."""
@@ -128,17 +58,17 @@ def _skeleton(tb: str, chip_path: Path, chip: str, core: str, wd: Path, timeout:
     deck = re.sub(r"^\.include\s+\S*" + re.escape(chip_path.name) + r"\s*$", f".include {skel}", tb, flags=re.M)
     deck = re.sub(r"^\.tran\b.*$", ".op", deck, flags=re.M)
     deck = re.sub(r"^\.save\b.*$", "", deck, flags=re.M)
-    deck = deck.replace("\n.end\n", "\n" + _TIGHT + "\n.end\n")       # later .options override earlier ones
-    res = _checked(run_deck(deck, cell="chip skeleton (no edge cells)", point="operating point at t = 0",
+    deck = deck.replace("\n.end\n", "\n" + TIGHT_OPTIONS + "\n.end\n")       # later .options override earlier ones
+    res = require_converged(run_deck(deck, cell="chip skeleton (no edge cells)", point="operating point at t = 0",
                             keep=wd / "skeleton", timeout=timeout), "the chip skeleton")
-    return _node_voltages(res.plots[0])
+    return node_voltages(res.plots[0])
 
 
 def lone_cell_ops(chip_path: Path, cell: str, pins: List[str], vectors: List[Tuple[float, ...]], wd: Path,
                   timeout: float, what: str = "operating points"):
     """The operating-point plots of a lone `cell` (subcircuit of the deck `chip_path`, pins `pins`, each on an
     ideal source `Vp_<pin>`) at each pin-voltage vector, in one ngspice run (`alter`, `op`); kept in `wd`. A
-    search that fell back past a failed step is an error (`_checked`)."""
+    search that fell back past a failed step is an error (`require_converged`)."""
     deck = [f"* kchip: lone {cell} at {len(vectors)} pin-voltage vectors", f".include {chip_path}",
             CELL_OPTIONS, *[f"Vp_{p} p_{p} 0 {vectors[0][i]!r}" for i, p in enumerate(pins)],
             "X1 " + " ".join(f"p_{p}" for p in pins) + f" {cell}", ".control", "set filetype=binary"]
@@ -146,7 +76,7 @@ def lone_cell_ops(chip_path: Path, cell: str, pins: List[str], vectors: List[Tup
         deck += [f"alter vp_{p} dc = {vec[i]!r}" for i, p in enumerate(pins) if k and vectors[k - 1][i] != vec[i]]
         deck += ["op", "write {RAW}", "set appendwrite"]
     deck += ["quit", ".endc", ".end"]
-    return _checked(run_deck("\n".join(deck) + "\n", cell=cell, point=f"{len(vectors)} {what}", keep=wd,
+    return require_converged(run_deck("\n".join(deck) + "\n", cell=cell, point=f"{len(vectors)} {what}", keep=wd,
                              timeout=timeout, expect_points=[1] * len(vectors)), f"a lone {cell}").plots
 
 
@@ -155,17 +85,17 @@ def _cell_states(chip_path: Path, cell: str, pins: List[str], vectors: List[Tupl
     """Step 2: the internal node voltages of a lone `cell` (pins `pins`) for each pin-voltage vector, in one
     ngspice run."""
     plots = lone_cell_ops(chip_path, cell, pins, vectors, wd / cell, timeout, "operating points at t = 0")
-    return [_node_voltages(pl, "x1.") for pl in plots]
+    return [node_voltages(pl, "x1.") for pl in plots]
 
 
 def _group_cells(cells: List[List[str]], path, volts: Dict[str, float]) -> Dict[str, Dict[Tuple, List[str]]]:
     """{subcircuit: {pin-voltage vector: instance names}} of the edge-cell instance lines `cells`."""
     groups: Dict[str, Dict[Tuple, List[str]]] = {}
     for tok in cells:
-        nets, sub = _call(tok)
+        nets, sub = instance_call(tok)
         vec = []
         for n in nets:
-            nm = _flat_name(path, n)
+            nm = flat_name(path, n)
             if nm is not None and nm not in volts:
                 raise ValueError(f"opinit: net {n!r} of {tok[0]} ({sub}) is connected to edge cells only: "
                                  f"no voltage for it without them")
@@ -180,10 +110,10 @@ def initial_state(tb: str, chip_path, core: str = "kchip_core", keep: Optional[P
     `tb`, which `.include`s the chip deck `chip_path`. info: counts and seconds per step."""
     chip_path = Path(chip_path).resolve()
     chip = chip_path.read_text()
-    subs = _subckts(chip)
+    subs = subckts(chip)
     if core not in subs:
         raise ValueError(f"opinit: {chip_path}: no subcircuit {core!r}")
-    path = _core_path(tb, subs, core)
+    path = core_path(tb, subs, core)
     cells = [tok for _, tok, cell in core_lines(chip, core) if cell]
     inner: Dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="kchip_opinit_") as tmp:
