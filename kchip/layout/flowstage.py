@@ -29,8 +29,11 @@ def stage_layout(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     if ctx.results["netlist"].get("level") != "transistor":
         raise ValueError("flow.yaml: netlist.level: the layout stage needs 'transistor' (the ideal level has no "
                          "devices to lay out)")
+    from ..flow import _log
     pdk = load_pdk()
+    _log(f"layout: placing and routing the cells of {deck.name} ...")
     chip = layout_deck(deck.read_text(), pdk, aspect=cfg["aspect"])
+    _log(f"layout: {chip.stats['instances']} instances placed; writing the GDS ...")
     gds = write_gds(chip.top.comp, out / "chip.gds")
     write_lyp(pdk, out / "chip.lyp")
     summary = dict(top=chip.name, **chip.stats, instances_per_cell=chip.counts)
@@ -44,7 +47,8 @@ def stage_drc(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     from ..pdk import load_pdk
     from ..verify.drc import run_drc
     gds = ctx.root / _need(ctx, "layout", "gds")
-    rep = run_drc(gds, load_pdk(), lyrdb=out / "drc.lyrdb", json_out=out / "drc.json")
+    from ..flow import _log
+    rep = run_drc(gds, load_pdk(), lyrdb=out / "drc.lyrdb", json_out=out / "drc.json", log=_log)
     return {"clean": rep.clean, "violations": rep.violations, "rules": len(rep.results),
             "failing": {r.name: r.count for r in rep.failing()}, "report": str((out / "drc.json").relative_to(ctx.root)),
             "seconds": round(rep.seconds, 2)}
@@ -55,6 +59,8 @@ def stage_lvs(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     from ..verify.lvs import run_lvs
     gds = ctx.root / _need(ctx, "layout", "gds")
     deck = ctx.root / _need(ctx, "layout", "deck")
+    from ..flow import _log
+    _log(f"lvs: extracting {gds.name} and comparing it with {deck.name} ...")
     rep = run_lvs(gds, deck, load_pdk(), lvsdb=out / "lvs.lvsdb", json_out=out / "lvs.json")
     return {"match": rep.match, "mismatches": rep.mismatches[:20], "ideal_elements": len(rep.ideal_elements),
             "report": str((out / "lvs.json").relative_to(ctx.root)), "seconds": round(rep.seconds, 2)}

@@ -196,8 +196,9 @@ def _count(res) -> int:
 
 
 def run_drc(gds: Path, pdk: Pdk, top: Optional[str] = None, rules: Optional[Sequence[str]] = None,
-            lyrdb: Optional[Path] = None, json_out: Optional[Path] = None) -> DrcReport:
-    """Check `gds` (its top cell, or `top`) against rules.yaml (all rules, or those named in `rules`)."""
+            lyrdb: Optional[Path] = None, json_out: Optional[Path] = None, log=None) -> DrcReport:
+    """Check `gds` (its top cell, or `top`) against rules.yaml (all rules, or those named in `rules`). `log`: a
+    callable that gets a progress line at most every 10 s (rules done, violations so far)."""
     t0 = time.perf_counter()
     gds = Path(gds)
     if not gds.is_file():
@@ -220,7 +221,12 @@ def run_drc(gds: Path, pdk: Pdk, top: Optional[str] = None, rules: Optional[Sequ
     rdb = krdb.ReportDatabase("kchip DRC") if lyrdb else None
     rcell = rdb.create_cell(cell.name) if rdb else None
     results = []
-    for rule in table:
+    last = time.perf_counter()
+    for k, rule in enumerate(table):
+        if log and time.perf_counter() - last > 10:
+            last = time.perf_counter()
+            log(f"drc: {k}/{len(table)} rules checked, {sum(r.count for r in results)} violations so far "
+                f"({last - t0:.0f} s)")
         res = _check(rule, L, dbu)
         parts = res if isinstance(res, tuple) else (res,)
         n = _count(res)
