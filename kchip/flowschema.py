@@ -193,6 +193,14 @@ def _cross_checks(cfg: Dict[str, Any], where: Where) -> None:
         if net["control"] not in (None, "ideal"):
             raise where.error("netlist.control", net["control"], "the ideal level has testbench control only "
                               "('ideal'); 'sequencer' needs level 'transistor'")
+    needs_cells = [s for s in stages if s in ("sweep", "estimate", "layout")] + (
+        ["netlist"] if "netlist" in stages and net["level"] == "transistor" else [])
+    if needs_cells and model["source"] == "spec":
+        from .netlist.transistor import SUPPORTED_LAWS
+        for i, per in enumerate(model["periods"]):
+            if per["law"] not in SUPPORTED_LAWS:
+                raise where.error(f"model.periods[{i}].law", per["law"], f"a law with a sky130 transistor cell "
+                                  f"({', '.join(SUPPORTED_LAWS)}): stage {needs_cells[0]!r} builds the transistor chip")
     if "layout" in stages and net["level"] != "transistor":
         raise where.error("netlist.level", net["level"], "the layout stage needs 'transistor' (the ideal level has "
                           "no devices to lay out)")

@@ -66,6 +66,19 @@ def test_flow_file_key_errors(tmp_path, path, value, message):
     assert flow_error(tmp_path, with_(path, value)).startswith(message)
 
 
+def test_flow_transistor_stages_need_a_law_with_a_cell(tmp_path):
+    """sweep / estimate / layout / a transistor netlist build the sky130 chip: a spec model whose law has no cell
+    is refused at validation, naming the period's law and the stage."""
+    cfg = with_("stages", ["model", "forward", "quantize", "sweep", "report"])
+    cfg["model"]["periods"][0]["law"] = "tanh_diff"
+    msg = flow_error(tmp_path, cfg)
+    assert msg.startswith("model.periods[0].law: 'tanh_diff': a law with a sky130 transistor cell") and "'sweep'" in msg
+    cfg["stages"] = ["model", "forward", "quantize", "report"]            # no transistor stage: accepted
+    f = tmp_path / "ok.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    assert run("flow", f, "--check")[0] == 0
+
+
 def test_flow_file_syntax_and_shape_errors(tmp_path):
     assert flow_error(tmp_path, "name: x\nstages: [model\n").startswith("line 3, column 1: YAML syntax error: "
                                                                        "expected ',' or ']'")
