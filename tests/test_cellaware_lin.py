@@ -124,7 +124,8 @@ def test_flow_two_phases_refine_through_the_dynamic_L2_from_the_first_grid():
 def test_flow_quantize_stage_dispatches_by_law(tmp_path):
     """The flow's quantize.cell_aware: a tanh_lin model is distilled (no data set needed; L2 - L0 reported on the
     forward stage's inputs), a relu_diff model without a data set is refused by name."""
-    from kchip.flow import FlowContext, _cell_aware
+    from kchip.flow import FlowContext
+    from kchip.quantize.flowstage import _cell_aware
     model = _model(3)
     sc, _ = _scaling(model)
     np.save(tmp_path / "inputs.npy", np.random.default_rng(0).standard_normal((8, 2)))

@@ -138,7 +138,8 @@ def test_flow_simulate_L2_is_refined_by_the_chips_code_surfaces(tmp_path, monkey
     """The flow's transistor-level L2 (`_l2_transistor`): default L2 with the chip's code surfaces, and the
     structural L2 reported beside it; `simulate.l2_code_surfaces: false` leaves them out."""
     import json
-    from kchip.flow import FlowContext, _l2_transistor
+    from kchip.flow import FlowContext
+    from kchip.sim.flowstage import _l2_transistor
     from kchip.flowschema import section
     from kchip.sim.simulate import compare
     spec, rep, tri = _chip()
