@@ -113,6 +113,15 @@ def _data(ctx: FlowContext):
     return np.load(ctx.root / rel) if rel else None
 
 
+def eval_inputs(ctx: FlowContext, data, split: str = "test"):
+    """(x, y or None, source): the task's `split` (x_<split>, y_<split> of `data`, the model stage's data set
+    from `_data`) where there is one, else the forward stage's inputs and no targets; `source` names it for
+    messages ("test split", "training split", "forward stage")."""
+    if data is not None:
+        return data[f"x_{split}"], data[f"y_{split}"], ("training" if split == "train" else split) + " split"
+    return np.load(ctx.root / ctx.results["forward"]["inputs"]), None, "forward stage"
+
+
 def stage_netlist(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
     from .netlist import write_netlist
     level, corner = cfg["level"], cfg["corner"]

@@ -14,19 +14,18 @@ from ..fsio import write_json
 
 
 def stage_estimate(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
-    from ..flow import _data, _log
+    from ..flow import _data, _log, eval_inputs
     from ..model import load_model
     from ..quantize.chipspec import ChipSpec
     from . import _gap, estimate_chip, software_time
     spec = ChipSpec.load(ctx.root / ctx.results["quantize"]["chipspec"])
-    data = _data(ctx)
-    pool = data["x_test"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
+    pool = eval_inputs(ctx, _data(ctx))[0]
     net = ctx.results.get("netlist", {})
     corner = cfg["corner"] or net.get("corner") or "tt"
     x = pool[: cfg["inputs"]].astype(np.float64)
     res = estimate_chip(spec, x, out, corner=corner, measure=cfg["measure"], sequencer=cfg["sequencer"],
                         points=cfg["points"], jobs=cfg["jobs"] or os.cpu_count() or 1, timeout=cfg["timeout_s"],
-                        log=lambda m: _log(m))
+                        log=_log)
     sim = ctx.results.get("simulate", {})
     lat = sim.get("latency_measured")
     if lat and lat.get("latency_s"):

@@ -17,7 +17,6 @@ from kchip.fsio import write_text
 from kchip.quantize.chipspec import ChipSpec
 
 from .ideal import core_ports, ideal_netlist
-from .schedule import build_schedule
 
 LEVELS = ("ideal", "transistor")
 CONTROLS = ("sequencer", "ideal")     # transistor level: standard-cell sequencer in the deck, or testbench sources
@@ -55,7 +54,7 @@ def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", repo
             "periods": len(spec.periods), "edges": len(spec.edges), "ports": core_ports(spec)}
     if level == "transistor":
         from .transistor import LOGIC_HIGH, core_ports as tr_ports, transistor_netlist
-        from .sequencer import CELLS, chip_top
+        from .sequencer import CELLS, chip_top, default_t_clk
         seq = control == "sequencer"
         table = None
         if codes_corner and codes_corner != corner:
@@ -66,9 +65,7 @@ def build_netlist(spec: ChipSpec, level: str = "ideal", corner: str = "tt", repo
         core = tr_ports(spec)
         meta.update(ports=core, control=control)
         if seq:
-            # one clock cycle = the load phase = the hold phase (schedule: 0.05 of the shortest period)
-            t_clk = build_schedule(spec, "forward", len(spec.input_nodes())).t_load
-            top, info = chip_top(spec, core, t_clk)
+            top, info = chip_top(spec, core, default_t_clk(spec))
             body += "* ---- control: standard-cell sequencer, and the top level ----\n" + top + "\n"
             meta.update(top="kchip_chip", ports=info["ports"], sequencer=info["timing"])
         meta.update(corner=corner, logic_high=LOGIC_HIGH, directions=["forward"],

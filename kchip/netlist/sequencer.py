@@ -37,6 +37,12 @@ class SeqPlan:
     n_flops: int
 
 
+def default_t_clk(spec: ChipSpec) -> float:
+    """The chip's sequencer clock: one cycle = the load phase = the hold phase (the schedule's, 0.05 of the
+    shortest period)."""
+    return build_schedule(spec, "forward", len(spec.input_nodes())).t_load
+
+
 def period_cycles(spec: ChipSpec, t_clk: float) -> Dict[int, int]:
     out = {}
     for p in spec.periods:

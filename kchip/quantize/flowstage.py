@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import numpy as np
 
-from ..flow import FlowContext, _data, _log
+from ..flow import FlowContext, _data, _log, eval_inputs
 
 
 def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str, Any]:
@@ -19,11 +19,10 @@ def stage_quantize(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     from .core import quantize_model
     model = load_model(ctx.root / ctx.results["model"]["model"])
     data = _data(ctx)
-    pool = data["x_train"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
+    pool, _, source = eval_inputs(ctx, data, "train")
     calib = torch.tensor(pool[: cfg["calib"]])
     if len(calib) < cfg["calib"]:
-        _log(f"quantize: calib {cfg['calib']}: the {'training split' if data is not None else 'forward stage'} "
-             f"has {len(calib)} rows; calibrating on all {len(calib)}")
+        _log(f"quantize: calib {cfg['calib']}: the {source} has {len(calib)} rows; calibrating on all {len(calib)}")
     target = cfg["target"]
     lim = None
     if cfg.get("limits"):                      # overrides of the PDK limits, e.g. the cells' input range
@@ -61,8 +60,7 @@ def _bits_sweep(model, float_model, scaling, cfg: Dict[str, Any], data, ctx: Flo
     task MSE."""
     import torch
     from .core import quantize_model
-    xs = data["x_test"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
-    x = torch.tensor(xs).double()
+    x = torch.tensor(eval_inputs(ctx, data)[0]).double()
     with torch.no_grad():
         l0 = float_model.double()(x)
     fs = float((l0.max(0).values - l0.min(0).values).max()) or 1.0

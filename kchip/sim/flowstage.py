@@ -12,7 +12,7 @@ from typing import Any, Dict
 import numpy as np
 
 from ..errors import UsageError
-from ..flow import FlowContext, _data
+from ..flow import FlowContext, _data, eval_inputs
 from ..fsio import save_npz
 
 
@@ -26,13 +26,10 @@ def stage_simulate(cfg: Dict[str, Any], ctx: FlowContext, out: Path) -> Dict[str
     spec = ChipSpec.load(ctx.root / ctx.results["quantize"]["chipspec"])
     n = cfg["num_inputs"]
     data = _data(ctx)
-    if data is not None:
-        x, y_true = data["x_test"][:n].astype(np.float64), data["y_test"][:n].astype(np.float64)
-    else:
-        x, y_true = np.load(ctx.root / ctx.results["forward"]["inputs"])[:n], None
+    x, y_true, source = eval_inputs(ctx, data)
+    x, y_true = x[:n].astype(np.float64), None if y_true is None else y_true[:n].astype(np.float64)
     if len(x) < n:
-        raise UsageError(ctx.file, "simulate.num_inputs", n, f"at most {len(x)} (the "
-                         f"{'test split' if data is not None else 'forward stage'} has {len(x)} inputs)")
+        raise UsageError(ctx.file, "simulate.num_inputs", n, f"at most {len(x)} (the {source} has {len(x)} inputs)")
     from .waves import kept_waves
     waves = kept_waves(spec, ctx.results["netlist"]["level"], x.shape[1])
     y, info = simulate(ctx.root / ctx.results["netlist"]["netlist"], spec, x, "forward",

@@ -324,7 +324,12 @@ def run_parallel(tasks: Sequence, jobs: int) -> List:
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=min(jobs, len(tasks))) as pool:
         futs = [pool.submit(t) for t in tasks]
-        errs = [f.exception() for f in futs]
+        return _all_results(futs)
+
+
+def _all_results(futs) -> List:
+    """The futures' results in order, once every one has finished; the first error raised then."""
+    errs = [f.exception() for f in futs]
     for e in errs:
         if e is not None:
             raise e
@@ -346,10 +351,5 @@ def run_decks(decks: Sequence[str], jobs: Optional[int] = None, scheduler: Optio
     if scheduler and len(decks) > 1:
         from .workers import pool
         with pool(scheduler=scheduler) as ex:
-            futs = [ex.submit(run_deck, d, seed=sd, **kw) for d, sd in zip(decks, seeds)]
-            errs = [f.exception() for f in futs]
-        for e in errs:
-            if e is not None:
-                raise e
-        return [f.result() for f in futs]
+            return _all_results([ex.submit(run_deck, d, seed=sd, **kw) for d, sd in zip(decks, seeds)])
     return run_parallel([lambda d=d, sd=sd: run_deck(d, seed=sd, **kw) for d, sd in zip(decks, seeds)], jobs)

@@ -50,11 +50,16 @@ def require_converged(res, what: str):
     return res
 
 
+def skeleton_text(chip: str, core: str = "kchip_core") -> str:
+    """The deck `chip` with every edge-cell instance taken out of subcircuit `core` (bias generator, sequencer,
+    switches and capacitors stay)."""
+    return "\n".join(ln for ln, _, cell in core_lines(chip, core) if not cell) + "\n"
+
+
 def _skeleton(tb: str, chip_path: Path, chip: str, core: str, wd: Path, timeout: float) -> Dict[str, float]:
     """Step 1: every chip net's voltage at t = 0 with the edge cells taken out of `core`."""
-    out = [ln for ln, _, cell in core_lines(chip, core) if not cell]
     skel = wd / "skeleton.spice"
-    skel.write_text("\n".join(out) + "\n")
+    skel.write_text(skeleton_text(chip, core))
     deck = re.sub(r"^\.include\s+\S*" + re.escape(chip_path.name) + r"\s*$", f".include {skel}", tb, flags=re.M)
     deck = re.sub(r"^\.tran\b.*$", ".op", deck, flags=re.M)
     deck = re.sub(r"^\.save\b.*$", "", deck, flags=re.M)

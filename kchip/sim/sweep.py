@@ -122,13 +122,13 @@ def stage_sweep(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     """Flow stage: the sweep on `sweep.inputs` test inputs (else the forward stage's) -> sweep.npz, and per point
     the RMS error against L0 (% FS) and the task MSE."""
     import torch
-    from kchip.flow import _data, _log
+    from kchip.flow import _data, _log, eval_inputs
     from kchip.fsio import save_npz
     from kchip.model import load_model
     from kchip.netlist.transistor import transistor_netlist
+    from .simulate import compare
     spec = ChipSpec.load(ctx.root / ctx.results["quantize"]["chipspec"])
-    data = _data(ctx)
-    pool_x = data["x_test"] if data is not None else np.load(ctx.root / ctx.results["forward"]["inputs"])
+    pool_x, pool_y, _ = eval_inputs(ctx, _data(ctx))
     x = pool_x[: cfg["inputs"]].astype(np.float64)
     corner = ctx.results.get("netlist", {}).get("corner") or "tt"
     _, rep = transistor_netlist(spec, corner=corner)          # the codes the transistor chip has
@@ -139,15 +139,16 @@ def stage_sweep(cfg: Dict[str, Any], ctx, out: Path) -> Dict[str, Any]:
     wall = time.perf_counter() - t0
     with torch.no_grad():
         l0 = load_model(ctx.root / ctx.results["model"]["model"]).double()(torch.tensor(x)).numpy()
-    fs = float(np.max(l0.max(0) - l0.min(0))) or 1.0
-    y_true = data["y_test"][: len(x)] if data is not None else None
+    fs = float(np.max(l0.max(0) - l0.min(0))) or 1.0          # L0's range, for the L2 comparison too
+    rms = lambda y, ref: compare(y, ref, fs)["rms_pct_fs"]
+    y_true = None if pool_y is None else pool_y[: len(x)]
     rows = []
     l2_at = {(p["corner"], p["draw"]): p["y"] for p in pts if p["level"] == "L2"}
     for p in pts:
         r = {"level": p["level"], "corner": p["corner"], "draw": p["draw"],
-             "rms_pct_fs_vs_L0": float(100 * np.sqrt(np.mean((p["y"] - l0) ** 2)) / fs)}
+             "rms_pct_fs_vs_L0": rms(p["y"], l0)}
         if p["level"] == "transistor" and p["draw"] is None:     # the same chip at L2, same corner
-            r["rms_pct_fs_vs_L2"] = float(100 * np.sqrt(np.mean((p["y"] - l2_at[(p["corner"], None)]) ** 2)) / fs)
+            r["rms_pct_fs_vs_L2"] = rms(p["y"], l2_at[(p["corner"], None)])
         if y_true is not None:
             r["mse"] = float(np.mean((p["y"] - y_true) ** 2))
         rows.append(r)
