@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -38,7 +38,7 @@ def estimate_chip(spec: ChipSpec, x: np.ndarray, out: Path, corner: str = "tt", 
     """The estimate of the transistor-level realization of `spec` at `corner`; x: input rows whose L1
     trajectories give the pinned states. Writes the transistor deck (testbench control) to `out`."""
     from kchip.netlist import write_netlist
-    from kchip.netlist.schedule import build_schedule
+    from kchip.netlist.sequencer import default_t_clk
     from kchip.pdk import load_pdk
     out = Path(out)
     pdk = load_pdk()
@@ -47,54 +47,60 @@ def estimate_chip(spec: ChipSpec, x: np.ndarray, out: Path, corner: str = "tt", 
     spec.save(spec_path)
     deck = write_netlist(spec_path, out / "chip_transistor.spice", "transistor", corner, rep, control="ideal")
     kind, vdd = rep["cell"], pdk.vdd
-    t_clk = build_schedule(spec, "forward", len(spec.input_nodes())).t_load if sequencer else None
+    t_clk = default_t_clk(spec) if sequencer else None
     win = A.enable_windows(spec, "forward", t_clk)
-    seq_counts = A.sequencer_cells(spec, t_clk) if sequencer else None
-    seq = None
+    seq_counts, seq = None, None
     if sequencer:
         e = pdk.data["estimate"]
+        seq_counts = A.sequencer_cells(spec, t_clk)
         seq = {"t_clk_s": t_clk, "gate_area_um2": A.seq_gate_area(seq_counts, LAYOUTS),
                "gate_cap_f_per_um2": float(e["gate_cap_f_per_um2"]), "activity": float(e["sequencer_activity"])}
     bias = A.bias_units(kind, corner, pdk)
     ana = A.analytic_power(spec, rep, kind, corner, vdd, bias, seq)
-    ana_i = {k: v["total_A"] for k, v in ana["states"].items()}
     res: Dict = {"cell": kind, "corner": corner, "cells": ana["cells"], "vdd_V": vdd,
                  "control": "sequencer (counted)" if sequencer else "testbench (not counted)",
                  "latency_analytic": A.latency(win), "windows": win,
-                 "analytic": {"supply_A": ana["states"], **A.energy(ana_i, win, vdd), "cell_fit": ana["cell_fit"],
-                              "bias_units": bias, "disabled_cells": ana["disabled_figure"]},
+                 "analytic": {"supply_A": ana["states"],
+                              **A.energy({k: v["total_A"] for k, v in ana["states"].items()}, win, vdd),
+                              "cell_fit": ana["cell_fit"], "bias_units": bias,
+                              "disabled_cells": ana["disabled_figure"]},
                  "area_cells": A.analytic_area(spec, rep, kind, LAYOUTS, pdk, seq_counts)}
     if measure:
-        states = trajectory_states(spec, x, points)
-        log(f"estimate: {len(states)} pinned states of the {ana['cells']}-cell transistor chip (ngspice) ...")
-        m = pinned_supply(deck, spec, states, jobs=jobs, timeout=timeout, keep=out / "ops", log=log)
-        by: Dict[str, list] = {}
-        by_cells: Dict[str, list] = {}
-        for (k, _), i, c in zip(states, m["i_vdd"], m["cells_vdd"]):
-            by.setdefault("idle" if k is None else f"period_{k}", []).append(i)
-            by_cells.setdefault("idle" if k is None else f"period_{k}", []).append(c)
-        sim_i = {k: float(np.mean(v)) for k, v in by.items()}
-        seq_sim = None
-        if sequencer:
-            seq_sim = sequencer_power(spec, t_clk, corner)
-            sim_i = {k: v + seq_sim["i_avg_A"] for k, v in sim_i.items()}
-        # what the DC states leave out: the node capacitors' charging current, C |dV/dt| over a period
-        c_dv = rep["c_f"] * spec.scaling.v_u / spec.scaling.tau_s * spec.num_nodes
-        if seq_sim and seq_sim.get("latency_s"):      # the sequencer's own timing, transistor level
-            res["latency_sequencer"] = {"latency_s": seq_sim["latency_s"]}
-            res.setdefault("gap", {})["latency_sequencer"] = _gap(seq_sim["latency_s"], win["t_end"])
-        res["simulated"] = {"supply_A": sim_i, **A.energy(sim_i, win, vdd),
-                            "spread_A": {k: [float(min(v)), float(max(v))] for k, v in by.items()},
-                            "skeleton_A": float(np.mean(m["skeleton_vdd"])), "vcm_A": float(np.max(np.abs(m["i_vcm"]))),
-                            "sequencer": seq_sim, "ops": m["ops"], "states": len(states), "seconds": m["seconds"],
-                            "charging_A_bound": c_dv}
-        s, a = res["simulated"], res["analytic"]
-        res["gap"] = {**res.get("gap", {}), "power": _gap(s["power_W"], a["power_W"]), "energy": _gap(s["energy_J"], a["energy_J"]),
-                      "forward_power": _gap(s["forward_power_W"], a["forward_power_W"]),
-                      "idle_power": _gap(s["idle_power_W"], a["idle_power_W"])}
-        res["gap"]["cells"] = {k: _gap(float(np.mean(v)), ana["states"][k]["cells_A"]) for k, v in by_cells.items()}
-        res["gap"]["bias_and_switches"] = _gap(s["skeleton_A"], ana["states"]["idle"]["bias_A"])
+        _simulated(res, spec, rep, x, deck, win, ana["states"], t_clk, corner, points, jobs, timeout, out, log)
     return res
+
+
+def _simulated(res: Dict, spec: ChipSpec, rep: Dict, x: np.ndarray, deck: Path, win: Dict, ana: Dict,
+               t_clk: Optional[float], corner: str, points: int, jobs: int, timeout: float, out: Path, log) -> None:
+    """res["simulated"] (the pinned-state measurement, the sequencer simulated alone where `t_clk`), its gaps to
+    the analytic states `ana`, and the sequencer's measured latency."""
+    states = trajectory_states(spec, x, points)
+    log(f"estimate: {len(states)} pinned states of the {res['cells']}-cell transistor chip (ngspice) ...")
+    m = pinned_supply(deck, spec, states, jobs=jobs, timeout=timeout, keep=out / "ops", log=log)
+    rows: Dict[str, List[int]] = {}                  # state label -> the measured states' indices
+    for n, (k, _) in enumerate(states):
+        rows.setdefault("idle" if k is None else f"period_{k}", []).append(n)
+    mean = lambda v, idx: float(np.mean([v[n] for n in idx]))
+    seq_sim = sequencer_power(spec, t_clk, corner) if t_clk is not None else None
+    sim_i = {k: mean(m["i_vdd"], idx) + (seq_sim["i_avg_A"] if seq_sim else 0.0) for k, idx in rows.items()}
+    gap = res.setdefault("gap", {})
+    if seq_sim and seq_sim.get("latency_s"):      # the sequencer's own timing, transistor level
+        res["latency_sequencer"] = {"latency_s": seq_sim["latency_s"]}
+        gap["latency_sequencer"] = _gap(seq_sim["latency_s"], win["t_end"])
+    s = res["simulated"] = {
+        "supply_A": sim_i, **A.energy(sim_i, win, res["vdd_V"]),
+        "spread_A": {k: [float(min(m["i_vdd"][n] for n in idx)), float(max(m["i_vdd"][n] for n in idx))]
+                     for k, idx in rows.items()},
+        "skeleton_A": float(np.mean(m["skeleton_vdd"])), "vcm_A": float(np.max(np.abs(m["i_vcm"]))),
+        "sequencer": seq_sim, "ops": m["ops"], "states": len(states), "seconds": m["seconds"],
+        # what the DC states leave out: the node capacitors' charging current, C |dV/dt| over a period
+        "charging_A_bound": rep["c_f"] * spec.scaling.v_u / spec.scaling.tau_s * spec.num_nodes}
+    a = res["analytic"]
+    gap.update({k: _gap(s[f], a[f]) for k, f in (("power", "power_W"), ("energy", "energy_J"),
+                                                  ("forward_power", "forward_power_W"),
+                                                  ("idle_power", "idle_power_W"))})
+    gap["cells"] = {k: _gap(mean(m["cells_vdd"], idx), ana[k]["cells_A"]) for k, idx in rows.items()}
+    gap["bias_and_switches"] = _gap(s["skeleton_A"], ana["idle"]["bias_A"])
 
 
 def software_time(model, x: np.ndarray, repeats: int = 5) -> Dict:

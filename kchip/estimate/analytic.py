@@ -61,8 +61,9 @@ def cell_supply_fit(table_json: Path) -> Tuple[Callable[[Dict], float], Dict]:
 def bias_units(kind: str, corner: str = "tt", pdk=None) -> Dict:
     """The bias generator's supply current per unit of multiplicity, in units of its reference current: one
     ngspice operating point of the mult = 1 generator (`kchip.cells.characterize.cell_bias`), and the figure its
-    nominal mirror ratios give (reference 1, vcp 1, pm 1, vcn (W/L MCN3)/(W/L MCN2), vk 1)."""
+    nominal mirror ratios give (`nominal_units`)."""
     from kchip.cells.characterize import KINDS, cell_bias
+    from kchip.cells.structure import Circuit
     from kchip.pdk import load_pdk
     from kchip.sim.ngspice import run_deck
     pdk = pdk or load_pdk()
@@ -74,7 +75,24 @@ def bias_units(kind: str, corner: str = "tt", pdk=None) -> Dict:
                       ".end"])
     res = run_deck(deck + "\n", cell="bias generator", point="operating point (mult 1)")
     units = -float(res.plots[0]["i(vvdd)"][0]) / i_u
-    return {"units": units, "nominal_units": 1 + 1 + 1 + (8.0 / 2.0) / (2.0 / 2.0) + 1, "i_unit_A": i_u}
+    return {"units": units, "nominal_units": nominal_units(Circuit.from_subckt(b, pdk)), "i_unit_A": i_u}
+
+
+def nominal_units(gen) -> float:
+    """The supply current of a bias generator (`kchip.cells.structure.Circuit` of kc_bias) in units of its
+    reference current, by its nominal mirror ratios: the reference itself, each pfet diode at vdd carrying the nfet
+    copies of the reference diode (gate vbn) on its drain, each other pfet at vdd its gate diode's current x
+    their (W/L m) ratio."""
+    size = lambda d: d.w / d.l * d.m
+    ref = next(d for d in gen.devices if d.is_mos and d.terminal("d") == d.terminal("g") == "vbn")
+    pf = [d for d in gen.devices if d.polarity == "p" and d.is_mos and d.terminal("s") == "vdd"]
+    copies = lambda net: sum(size(d) / size(ref) for d in gen.devices if d.is_mos and d.polarity == "n"
+                             and d.terminal("g") == "vbn" and d.terminal("d") == net)
+    diode = {d.terminal("d"): d for d in pf if d.terminal("d") == d.terminal("g")}
+    units = 1.0 + sum(copies(n) for n in diode)
+    units += sum(copies(diode[d.terminal("g")].terminal("d")) * size(d) / size(diode[d.terminal("g")])
+                 for d in pf if d.terminal("d") != d.terminal("g"))
+    return units
 
 
 def enable_windows(spec: ChipSpec, direction: str = "forward", t_clk: Optional[float] = None) -> Dict:
@@ -121,7 +139,7 @@ def analytic_power(spec: ChipSpec, rep: Dict, kind: str, corner: str, vdd: float
                                  "total_A": cell_i + i_bias + i_seq}
     idle = sum(off.values())
     states["idle"] = {"cells_A": idle, "bias_A": i_bias, "sequencer_A": i_seq, "total_A": idle + i_bias + i_seq}
-    return {"states": states, "cell_fit": fit, "bias_units": bias, "cells": len(cells),
+    return {"states": states, "cell_fit": fit, "cells": len(cells),
             "disabled_figure": "enabled fit + the table's disabled offset at full codes" if delta is not None
             else "not characterized: the enabled figure"}
 
@@ -129,11 +147,10 @@ def analytic_power(spec: ChipSpec, rep: Dict, kind: str, corner: str, vdd: float
 def energy(power_by_state: Dict[str, float], windows: Dict, vdd: float) -> Dict:
     """{"power_W": average over an inference, "energy_J": per inference, "forward_power_W": while a period runs,
     "idle_power_W"} from supply currents per state and the enable windows."""
-    e = sum(power_by_state[f"period_{k}"] * t for k, t in windows["enabled"].items()) * vdd
-    e += power_by_state["idle"] * windows["idle"] * vdd
+    e_on = sum(power_by_state[f"period_{k}"] * t for k, t in windows["enabled"].items()) * vdd
+    e = e_on + power_by_state["idle"] * windows["idle"] * vdd
     t_on = sum(windows["enabled"].values())
-    fwd = sum(power_by_state[f"period_{k}"] * t for k, t in windows["enabled"].items()) * vdd / max(t_on, 1e-30)
-    return {"energy_J": e, "power_W": e / windows["t_inference"], "forward_power_W": fwd,
+    return {"energy_J": e, "power_W": e / windows["t_inference"], "forward_power_W": e_on / max(t_on, 1e-30),
             "idle_power_W": power_by_state["idle"] * vdd}
 
 
@@ -144,8 +161,9 @@ def cell_areas(layouts: Path) -> Dict[str, Dict]:
 def analytic_area(spec: ChipSpec, rep: Dict, kind: str, layouts: Path, pdk, seq_cells: Optional[Dict] = None
                   ) -> Dict:
     """Area [um^2] by block from the laid-out cells (module docstring); `seq_cells`: {std cell: count}."""
+    from kchip.cells.characterize import cell_bias
     tab = cell_areas(layouts)
-    n_cells = sum(1 for e in rep["edges"] if e["code"])
+    n_cells = rep["instantiated"]
     cap = pdk.device("mimcap")
     c_area = float(cap["c_area_f_per_um2"])
     ref = tab["node_cap"]                               # a laid-out 200 fF MIM cell: its margin over C / c_area
@@ -153,7 +171,8 @@ def analytic_area(spec: ChipSpec, rep: Dict, kind: str, layouts: Path, pdk, seq_
     caps = sum(c / c_area * margin for c in rep["node_cap_mim_f"].values())
     n = spec.num_nodes
     bias_cell = tab["bias_gen"]
-    decap = 4 * 2e-12 / c_area * margin                 # kc_bias: four 2 pF line decoupling capacitors
+    gen = cell_bias(pdk, kind)                          # its line decoupling capacitors, c_dec each
+    decap = gen.text.count(f" {cap['name']} ") * gen.params["c_dec"] / c_area * margin
     density = tab[kind]["gate_area_um2"] / tab[kind]["bbox_area_um2"]
     bias = decap + rep["bias_mult"] * bias_cell["gate_area_um2"] / density
     blocks = {"edge_cells": n_cells * tab[kind]["bbox_area_um2"], "node_caps": caps,

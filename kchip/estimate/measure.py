@@ -32,7 +32,7 @@ from kchip.quantize.chipspec import ChipSpec
 from kchip.sim.merge import core_lines
 from kchip.sim.ngspice import run_deck, run_parallel
 from kchip.sim.hierarchy import core_path, flat_name, instance_call, node_voltages, subckts
-from kchip.sim.opinit import TIGHT_OPTIONS, lone_cell_ops, require_converged
+from kchip.sim.opinit import TIGHT_OPTIONS, lone_cell_ops, require_converged, skeleton_text
 
 State = Tuple[Optional[int], Dict[int, float]]      # (enabled period or None, node index -> V)
 
@@ -81,11 +81,11 @@ def _alters(spec: ChipSpec, prev: State, state: State, hi: float) -> List[str]:
     return out
 
 
-def _skeleton_states(deck: Path, head: Dict, spec: ChipSpec, states: Sequence[State], wd: Path, timeout: float):
-    """Step 1: per state, (skeleton supply current from vdd, current from vcm, {net: V})."""
-    chip = deck.read_text()
+def _skeleton_states(chip: str, head: Dict, spec: ChipSpec, states: Sequence[State], wd: Path, timeout: float):
+    """Step 1: per state, (skeleton supply current from vdd, current from vcm, {net: V}); `chip`: the deck's
+    text."""
     skel = wd / "skeleton.spice"
-    skel.write_text("\n".join(ln for ln, _, cell in core_lines(chip, "kchip_core") if not cell) + "\n")
+    skel.write_text(skeleton_text(chip, "kchip_core"))
     hi = float(head.get("logic_high", 1.8))
     lines = _testbench(skel, head, spec, states[0]) + [TIGHT_OPTIONS, ".control", "set filetype=binary"]
     for k, st in enumerate(states):
@@ -111,18 +111,18 @@ def pinned_supply(deck, spec: ChipSpec, states: Sequence[State], jobs: int = 1, 
     "i_vcm": [...], "skeleton_vdd": [...], "cells_vdd": [...], "ops": number of lone-cell operating points,
     "seconds": ...}."""
     deck = Path(deck).resolve()
-    head = read_header(deck.read_text(), str(deck))
+    chip = deck.read_text()
+    head = read_header(chip, str(deck))
     if head.get("level") != "transistor" or head.get("control", "ideal") != "ideal":
         raise ValueError(f"{deck}: the supply measurement needs a transistor-level deck with testbench control "
                          f"(kchip netlist --level transistor --control ideal)")
     t0 = time.perf_counter()
-    chip = deck.read_text()
     subs = subckts(chip)
     cells = [tok for _, tok, cell in core_lines(chip, "kchip_core") if cell]
     with tempfile.TemporaryDirectory(prefix="kchip_estimate_") as tmp:
         wd = Path(keep).resolve() if keep is not None else Path(tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        skel = _skeleton_states(deck, head, spec, states, wd, timeout)
+        skel = _skeleton_states(chip, head, spec, states, wd, timeout)
         tb = "\n".join(_testbench(deck, head, spec, states[0]))
         path = core_path(tb, subs, "kchip_core")
         # per subcircuit: the distinct pin-voltage vectors, and per state the vector of each instance
@@ -169,37 +169,34 @@ def sequencer_power(spec: ChipSpec, t_clk: float, corner: str = "tt", timeout: f
     """Average supply current of the standard-cell sequencer alone over one inference (transient; its outputs
     unloaded: the switch gates they drive add C V^2 f, in the analytic figure)."""
     from kchip.netlist.sequencer import sequencer_deck
+    from kchip.pdk import load_pdk
     deck, pl, tim = sequencer_deck(spec, t_clk, corner=corner, inferences=1)
     deck = deck.replace(".save ", ".save i(vdd) ", 1)
     res = run_deck(deck, cell="sequencer", point="one inference", timeout=timeout)
     p = res.plots[0]
     t, i = p["time"], -p["i(vdd)"]
     a, b = tim["t_edge0"], tim["t_edge0"] + tim["per_inf"] * t_clk
-    m = (t >= a) & (t <= b)
-    avg = float(np.trapezoid(i[m], t[m]) / (t[m][-1] - t[m][0]))
+    avg = _time_mean(t, i, a, b)
     # the latency its control gives: from the load strobe's rise to the sample strobe's fall (hold)
-    half = float(deck_vdd(deck)) / 2
-    rise = _crossing(t, p["v(ld)"], half, +1, a - t_clk)
-    fall = _crossing(t, p["v(smp)"], half, -1, rise if rise is not None else a)
+    half = load_pdk().vdd / 2                      # the deck's logic level (sequencer_deck drives at vdd)
+    rise = next((c for c in _crossings(t, p["v(ld)"], half, +1) if c > a - t_clk), None)
+    fall = next((c for c in _crossings(t, p["v(smp)"], half, -1) if c > (a if rise is None else rise)), None)
     lat = None if rise is None or fall is None else fall - rise
     return {"i_avg_A": avg, "n_flops": pl.n_flops, "t_clk_s": t_clk, "latency_s": lat,
             "seconds": round(res.wall_s, 1)}
 
 
-def deck_vdd(deck: str) -> float:
-    import re
-    m = re.search(r"^Vdd VPWR 0 (\S+)", deck, re.M)
-    return float(m.group(1)) if m else 1.8
+def _crossings(t: np.ndarray, v: np.ndarray, level: float, sign: int) -> List[float]:
+    """The instants (linear interpolation) at which v crosses `level` upwards (sign +1) or downwards (-1)."""
+    s = sign * (np.asarray(v) - level)
+    return [float(t[i] + (level - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i]))
+            for i in np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0))]
 
 
-def _crossing(t: np.ndarray, v: np.ndarray, level: float, sign: int, after: float) -> Optional[float]:
-    """The first instant after `after` at which v crosses `level` upwards (sign +1) or downwards (-1)."""
-    s = sign * (v - level)
-    idx = np.flatnonzero((s[:-1] < 0) & (s[1:] >= 0) & (t[1:] > after))
-    if not len(idx):
-        return None
-    i = idx[0]
-    return float(t[i] + (level - v[i]) * (t[i + 1] - t[i]) / (v[i + 1] - v[i]))
+def _time_mean(t: np.ndarray, v: np.ndarray, a: float, b: float) -> float:
+    """The time average of v over [a, b] (trapezoids on the simulator's points in the window)."""
+    m = (t >= a) & (t <= b)
+    return float(np.trapezoid(v[m], t[m]) / (t[m][-1] - t[m][0]))
 
 
 def waveform_latency(t: np.ndarray, waves: Dict[str, np.ndarray], read_times: Sequence[float],
@@ -208,10 +205,8 @@ def waveform_latency(t: np.ndarray, waves: Dict[str, np.ndarray], read_times: Se
     of its load strobe (`v(ld)` crossing half the logic level) to the last instant at which some output
     `v(out_j)` was more than `tol_v` away from the value read. Returns per-inference figures and their median."""
     ld = waves["v(ld)"]
-    up = np.flatnonzero((ld[:-1] < logic_high / 2) & (ld[1:] >= logic_high / 2))
-    # the crossing instants (linear interpolation); a strobe high from t = 0 starts at 0
-    starts = [0.0] if ld[0] >= logic_high / 2 else []
-    starts += [float(t[i] + (logic_high / 2 - ld[i]) * (t[i + 1] - t[i]) / (ld[i + 1] - ld[i])) for i in up]
+    # a strobe high from t = 0 starts at 0
+    starts = ([0.0] if ld[0] >= logic_high / 2 else []) + _crossings(t, ld, logic_high / 2, +1)
     out = np.stack([waves[f"v(out_{j})"] for j in outputs])
     lat = []
     for r in read_times:
@@ -234,5 +229,4 @@ def transient_supply(t: np.ndarray, i_vdd: np.ndarray, read_times: Sequence[floa
     r = np.asarray(read_times)
     span = float(np.median(np.diff(r))) if len(r) > 1 else float(r[0])
     a, b = float(r[0]) - span, float(r[-1])
-    m = (t >= max(a, 0.0)) & (t <= b)
-    return {"i_avg_A": float(np.trapezoid(i[m], t[m]) / (t[m][-1] - t[m][0])), "window_s": [a, b]}
+    return {"i_avg_A": _time_mean(t, i, max(a, 0.0), b), "window_s": [a, b]}

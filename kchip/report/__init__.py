@@ -180,12 +180,12 @@ def _estimate(res: Dict, root: Path) -> str:
     return out
 
 
-def _layout(res: Dict, root: Path) -> str:
+def _layout(res: Dict, root: Path, out: Path) -> str:
     lay = res.get("layout")
     if not lay:
         return "<p class=note>No layout stage in this flow (it needs netlist.level: transistor).</p>"
     from kchip.layout.library import render_png
-    png = root / Path(lay["gds"]).with_suffix(".png")
+    png = out / "layout.png"                     # the report's own folder: the layout stage's stays as it wrote it
     render_png(root / lay["gds"], png)
     return _img("layout", png.read_bytes(), f"layout of {lay['top']}: {lay['area_mm2']:.4g} mm²")
 
@@ -250,7 +250,7 @@ def write_report(results: Dict[str, Any], root: Path, out: Path, name: str, html
              "<h2>Error vs bit width</h2>", _bits(results), "<h2>Waveforms</h2>", _waves(results, root, periods),
              "<h2>Corners and Monte Carlo (chip, L2)</h2>", _sweep(results),
              "<h2>Area, power, latency, energy</h2>", _estimate(results, root), "<h2>Layout</h2>",
-             _layout(results, root), "<h2>The cell at each corner</h2>", _corners(results)]
+             _layout(results, root, out), "<h2>The cell at each corner</h2>", _corners(results)]
     page = (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>kchip report: {html.escape(name)}"
             f"</title><style>{_CSS}</style></head><body>{''.join(parts)}{_SCRIPT}</body></html>\n")
     write_text(out / "report.html", page)
